@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Installs the real-stack components into a private prefix, never system-wide.
+#
+# Debian trixie/sid packages are downloaded with a private apt configuration and unpacked with
+# `dpkg -x` (installing them would upgrade libc under the machine). Bookworm build tools the
+# project needs system-wide (protoc) come from the machine's own apt sources.
+#
+# Usage: source integration/lib/install.sh; ic_install_stack [PREFIX]
+#        or: bash integration/lib/install.sh [PREFIX]      (prints the prefix)
+# Layout:  PREFIX/<name>/usr/bin/...  with <name> one of the entries of IC_PACKAGES.
+set -euo pipefail
+
+# name  package/suite   (the suite pins the version the tests were written against)
+IC_PACKAGES=(
+  "containerd-2.1 containerd/sid"
+  "containerd-1.7 containerd/trixie"
+  "runc runc/bookworm"
+  "registry docker-registry/bookworm"
+  "oras oras/sid"
+  "busybox busybox-static/bookworm"
+)
+
+ic_default_prefix() {
+  local here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  echo "${IMAGE_COMPAT_STACK:-$here/.work/stack}"
+}
+
+ic_apt_opts() {
+  local a=$1
+  echo "-o Dir::Etc::SourceList=$a/sources.list -o Dir::Etc::SourceParts=/dev/null" \
+       "-o Dir::State::Lists=$a/lists -o Dir::Cache=$a/cache -o Debug::NoLocking=1" \
+       "-o APT::Sandbox::User=root"
+}
+
+# Refreshes the private package lists (sid, trixie, bookworm) once per prefix per day.
+ic_apt_update() {
+  local a=$1 mirror
+  mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
+  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  printf 'deb %s sid main\ndeb %s trixie main\ndeb %s bookworm main\n' \
+    "$mirror" "$mirror" "$mirror" >"$a/sources.list"
+  if [ -z "$(find "$a/lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1)" ]; then
+    # shellcheck disable=SC2046
+    apt-get $(ic_apt_opts "$a") -q update >"$a/update.log" 2>&1 ||
+      { cat "$a/update.log" >&2; echo "install.sh: apt update failed" >&2; return 1; }
+  fi
+}
+
+# ic_install_one PREFIX NAME PKG/SUITE: download and unpack into PREFIX/NAME (idempotent).
+ic_install_one() {
+  local prefix=$1 name=$2 spec=$3 a="$1/apt" deb
+  [ -f "$prefix/$name/.installed" ] && return 0
+  ic_apt_update "$a"
+  rm -rf "$prefix/$name" "$a/dl" && mkdir -p "$prefix/$name" "$a/dl"
+  # shellcheck disable=SC2046
+  (cd "$a/dl" && apt-get $(ic_apt_opts "$a") -q download "$spec" >"$a/dl.log" 2>&1) ||
+    { cat "$a/dl.log" >&2; echo "install.sh: cannot download $spec" >&2; return 1; }
+  for deb in "$a"/dl/*.deb; do dpkg -x "$deb" "$prefix/$name"; done
+  basename "$a"/dl/*.deb >"$prefix/$name/.installed"
+}
+
+# Build-time tools from the machine's own (bookworm) apt sources.
+ic_install_build_tools() {
+  command -v protoc >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "install.sh: protoc missing; run as root or: apt-get install protobuf-compiler" >&2
+    return 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get -q install -y protobuf-compiler >/dev/null
+}
+
+ic_install_stack() {
+  local prefix=${1:-$(ic_default_prefix)} entry
+  mkdir -p "$prefix"
+  for entry in "${IC_PACKAGES[@]}"; do
+    # shellcheck disable=SC2086
+    ic_install_one "$prefix" $entry
+  done
+  echo "$prefix"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  ic_install_stack "$@"
+fi

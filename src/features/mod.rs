@@ -1,0 +1,7 @@
+//! Host feature discovery with NFD's feature names, and the features data model.
+
+pub mod model;
+
+pub use model::{
+    AttributeFeatureSet, Features, FlagFeatureSet, InstanceFeature, InstanceFeatureSet,
+};

@@ -1,0 +1,3 @@
+//! image-compat: decide whether a container image's NFD compatibility spec holds on a node.
+
+pub mod features;
