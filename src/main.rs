@@ -1,3 +1,22 @@
 //! The `image-compat` binary: parse arguments, call the library, map errors to exit codes.
+//!
+//! Exit codes: 0 ok / compatible, 1 not compatible, 2 error (bad input, invalid spec,
+//! unreachable registry, ...), with the reason on stderr.
 
-fn main() {}
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(&args.log);
+    match cli::run(args.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("image-compat: error: {}", cli::render_error(&err));
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of the project, from a bare Debian bookworm machine: installs what the build
+# and the real-stack tests need (into private prefixes where it is not bookworm's), then runs
+# the formatting and lint checks, the unit and integration tests, and (as root) the real-stack
+# end-to-end suites. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=../integration/lib/install.sh
+source integration/lib/install.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "build tools"
+ic_install_build_tools
+
+if [ "$(id -u)" = 0 ]; then
+  step "real stack (private prefix: $(ic_default_prefix))"
+  ic_install_stack >/dev/null
+  export IMAGE_COMPAT_STACK
+  IMAGE_COMPAT_STACK=$(ic_default_prefix)
+else
+  echo "not root: the real-stack tests (containerd, runc, registry, oras) will be skipped"
+fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+step "unit, integration and real-stack tests (benchmarks run once each, as tests)"
+cargo test --all-targets --locked

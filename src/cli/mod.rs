@@ -1,0 +1,107 @@
+//! Command-line interface: one file per subcommand, each only reading arguments and
+//! formatting output around library calls.
+
+mod evaluate;
+mod report;
+mod validate_spec;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const EXIT_NOT_COMPATIBLE: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "image-compat",
+    version,
+    about = "Stops containers from starting on nodes that cannot run them (NFD image compatibility specs)",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct LogArgs {
+    /// Log filter (error, warn, info, debug, trace, or a tracing env-filter directive).
+    #[arg(long, global = true, env = "IMAGE_COMPAT_LOG", default_value = "warn")]
+    pub log_level: String,
+    /// Log lines as JSON objects (for log collectors).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Evaluate a compatibility spec against a features file (this node's or another's).
+    Evaluate(evaluate::EvaluateArgs),
+    /// Check compatibility spec files: every error and warning with its location.
+    ValidateSpec(validate_spec::ValidateSpecArgs),
+}
+
+/// Report formats of evaluate and validate-node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A readable report: which set, which rule, which expression failed and why.
+    #[default]
+    Table,
+    /// An object with the verdict, the best set and NFD's report under `compatibilities`.
+    Json,
+    /// NFD's `validate-node --output-json` array alone, byte for byte.
+    NfdJson,
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Evaluate(a) => evaluate::run(a),
+        Command::ValidateSpec(a) => validate_spec::run(a),
+    }
+}
+
+pub fn init_logging(args: &LogArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause already in the message.
+pub fn render_error(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+/// `--tags a,b` (repeatable): the sets whose tag is listed; none means all sets.
+pub fn parse_tags(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .flat_map(|t| t.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Spec warnings go to stderr, so they are seen but never mix with a report on stdout.
+pub fn print_warnings(origin: &str, warnings: &[image_compat::spec::Diagnostic]) {
+    for w in warnings {
+        eprintln!("{}", w.display_in(origin));
+    }
+}

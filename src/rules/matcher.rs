@@ -1,0 +1,276 @@
+//! Feature matcher terms and group rules, evaluated as NFD evaluates them with failFast=false.
+//!
+//! Mirrors NFD's `evaluateFeatureMatcher`, `MatchMulti`, `MatchGetInstances`,
+//! `MatchNamesMulti` and `ExecuteGroupRule` (pkg/apis/nfd/nodefeaturerule), including what
+//! they record as "matched" for the validate-node report and two quirks kept on purpose so
+//! verdicts agree with NFD's:
+//! - the term-level match flag carries over from one term to the next: a `matchName` is only
+//!   evaluated when the previous term (or this term's matchExpressions) matched;
+//! - a rule whose matchAny fails but whose matchFeatures match still publishes its `vars`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::expr::{Expr, ExprError};
+use crate::features::{Features, InstanceFeature};
+use crate::spec::FeatureMatcherTerm;
+
+/// One term, compiled.
+#[derive(Debug, Clone)]
+pub struct Term {
+    /// NFD lower-cases the term's feature name before the lookup.
+    pub feature_lc: String,
+    pub exprs: Option<Vec<(String, Expr)>>,
+    pub name: Option<Expr>,
+}
+
+impl Term {
+    pub fn compile(t: &FeatureMatcherTerm) -> Term {
+        Term {
+            feature_lc: t.feature.to_lowercase(),
+            exprs: t.match_expressions.as_ref().map(|set| {
+                set.iter()
+                    .map(|(k, e)| (k.clone(), Expr::compile(e)))
+                    .collect()
+            }),
+            name: t.match_name.as_ref().map(Expr::compile),
+        }
+    }
+}
+
+/// The three parts of one feature as the matcher sees them; `None` = that type is absent.
+#[derive(Clone, Copy)]
+pub struct FeatureView<'a> {
+    pub flags: Option<&'a BTreeSet<String>>,
+    pub attrs: Option<&'a BTreeMap<String, String>>,
+    pub instances: Option<&'a [InstanceFeature]>,
+}
+
+/// The node's features plus the `rule.matched` attributes published by earlier rules.
+pub struct Lookup<'a> {
+    pub base: &'a Features,
+    pub rule_matched: Option<BTreeMap<String, String>>,
+}
+
+pub const RULE_MATCHED: &str = "rule.matched";
+
+impl<'a> Lookup<'a> {
+    pub fn new(base: &'a Features) -> Self {
+        Lookup {
+            base,
+            rule_matched: None,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<FeatureView<'_>> {
+        let attrs = match (&self.rule_matched, name == RULE_MATCHED) {
+            (Some(m), true) => Some(m),
+            _ => self.base.attributes.get(name).map(|a| &a.elements),
+        };
+        let view = FeatureView {
+            flags: self.base.flags.get(name).map(|f| &f.elements),
+            attrs,
+            instances: self.base.instances.get(name).map(|i| i.elements.as_slice()),
+        };
+        (view.flags.is_some() || view.attrs.is_some() || view.instances.is_some()).then_some(view)
+    }
+
+    /// NFD's `InsertAttributeFeatures("rule", "matched", vars)`, run after every rule: creates
+    /// the feature (possibly empty) and adds the rule's vars.
+    pub fn publish_vars(&mut self, vars: &[(String, String)]) {
+        let base = self.base;
+        let m = self.rule_matched.get_or_insert_with(|| {
+            base.attributes
+                .get(RULE_MATCHED)
+                .map(|a| a.elements.clone())
+                .unwrap_or_default()
+        });
+        m.extend(vars.iter().cloned());
+    }
+}
+
+/// What evaluation recorded as matched for one term (NFD's `MatchedFeaturesTerms` entry).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub term: usize,
+    /// Per expression of the term: matched somewhere (flags, attributes or any instance).
+    pub exprs: Option<Vec<bool>>,
+    pub name: bool,
+}
+
+/// An expression error, with the term (and element name, for matchExpressions) it came from.
+#[derive(Debug, Clone)]
+pub struct TermError {
+    pub term: usize,
+    pub element: Option<String>,
+    pub error: ExprError,
+}
+
+/// Evaluates a list of terms (a rule's matchFeatures, or one matchAny element).
+pub fn eval_matcher(terms: &[Term], features: &Lookup) -> Result<(bool, Vec<Recorded>), TermError> {
+    let mut is_match = true;
+    let mut term_match = true; // carried across terms, as in NFD
+    let mut recorded = Vec::new();
+    for (i, term) in terms.iter().enumerate() {
+        let Some(f) = features.get(&term.feature_lc) else {
+            is_match = false;
+            continue;
+        };
+        let mut rec = Recorded {
+            term: i,
+            exprs: None,
+            name: false,
+        };
+        if let Some(exprs) = &term.exprs {
+            let (m, matched) = match_multi(exprs, f).map_err(|(k, error)| TermError {
+                term: i,
+                element: Some(exprs[k].0.clone()),
+                error,
+            })?;
+            term_match = m;
+            rec.exprs = Some(matched);
+        }
+        if term_match {
+            if let Some(name) = &term.name {
+                term_match = match_names(name, f).map_err(|error| TermError {
+                    term: i,
+                    element: None,
+                    error,
+                })?;
+                rec.name = term_match;
+            }
+        }
+        if rec.name || rec.exprs.as_ref().is_some_and(|e| e.contains(&true)) {
+            recorded.push(rec);
+        }
+        if !term_match {
+            is_match = false;
+        }
+    }
+    Ok((is_match, recorded))
+}
+
+/// NFD's `MatchMulti`: flags and attributes form one union (an expression matching in either
+/// is enough, except DoesNotExist which must hold in both); instances are tried one by one
+/// against the whole set. Returns the term's match and, per expression, whether it matched
+/// anywhere.
+/// An error carries the index of the failing expression.
+pub fn match_multi(
+    exprs: &[(String, Expr)],
+    f: FeatureView,
+) -> Result<(bool, Vec<bool>), (usize, ExprError)> {
+    let mut matched = vec![false; exprs.len()];
+    let mut is_match = f.flags.is_some() || f.attrs.is_some();
+    for (i, (name, e)) in exprs.iter().enumerate() {
+        let (mut mk, mut mv) = (false, false);
+        if let Some(keys) = f.flags {
+            mk = e.eval(keys.contains(name), None).map_err(|err| (i, err))?;
+            if mk {
+                matched[i] = true;
+            } else if e.is_does_not_exist() {
+                is_match = false;
+                continue;
+            }
+        }
+        if let Some(values) = f.attrs {
+            let v = values.get(name).map(String::as_str);
+            mv = e.eval(v.is_some(), v).map_err(|err| (i, err))?;
+            if mv {
+                matched[i] = true;
+            } else if e.is_does_not_exist() {
+                is_match = false;
+                continue;
+            }
+        }
+        if !mk && !mv {
+            is_match = false;
+        }
+    }
+    if let Some(instances) = f.instances {
+        let mut any = false;
+        for inst in instances {
+            let mut all = true;
+            for (i, (name, e)) in exprs.iter().enumerate() {
+                let v = inst.attributes.get(name).map(String::as_str);
+                if e.eval(v.is_some(), v).map_err(|err| (i, err))? {
+                    matched[i] = true;
+                } else {
+                    all = false;
+                }
+            }
+            any |= all;
+        }
+        is_match |= any;
+    }
+    Ok((is_match, matched))
+}
+
+/// NFD's `MatchNamesMulti`: the expression against every element name (flags, attributes,
+/// instance attributes). Every name is checked, so a name that is not a number fails a `Gt`
+/// even when another name matched, as in NFD.
+pub fn match_names(e: &Expr, f: FeatureView) -> Result<bool, ExprError> {
+    if !e.input_can_fail() {
+        if let Some(prefixes) = e.literal_prefixes() {
+            return match_names_with_prefixes(e, f, &prefixes);
+        }
+    }
+    let names = f
+        .flags
+        .into_iter()
+        .flatten()
+        .chain(f.attrs.into_iter().flat_map(|a| a.keys()))
+        .chain(
+            f.instances
+                .into_iter()
+                .flatten()
+                .flat_map(|i| i.attributes.keys()),
+        );
+    let can_fail = e.input_can_fail();
+    let mut any = false;
+    for n in names {
+        if e.eval(true, Some(n))? {
+            any = true;
+            if !can_fail {
+                break;
+            }
+        }
+    }
+    Ok(any)
+}
+
+/// `match_names` for anchored regexes: only the names starting with a required prefix can
+/// match, and names are sorted, so a range scan finds them.
+fn match_names_with_prefixes(
+    e: &Expr,
+    f: FeatureView,
+    prefixes: &[&str],
+) -> Result<bool, ExprError> {
+    use std::ops::Bound::{Included, Unbounded};
+    let scan = |names: &mut dyn Iterator<Item = &String>, p: &str| -> Result<bool, ExprError> {
+        for n in names.take_while(|n| n.starts_with(p)) {
+            if e.eval(true, Some(n))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    for &p in prefixes {
+        let from = (Included(p), Unbounded);
+        if let Some(flags) = f.flags {
+            if scan(&mut flags.range::<str, _>(from), p)? {
+                return Ok(true);
+            }
+        }
+        if let Some(attrs) = f.attrs {
+            if scan(&mut attrs.range::<str, _>(from).map(|(k, _)| k), p)? {
+                return Ok(true);
+            }
+        }
+        // Each instance's names are sorted on their own: scan them one by one.
+        for i in f.instances.into_iter().flatten() {
+            if scan(&mut i.attributes.range::<str, _>(from).map(|(k, _)| k), p)? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,641 @@
+//! YAML loading with positions and NFD's YAML 1.1 scalar reading (go-yaml v2 + sigs.k8s.io/yaml).
+//!
+//! NFD parses specs with sigs.k8s.io/yaml, which decodes with go-yaml v2 (YAML 1.1) and then
+//! converts every scalar whose target field is a string back to text. So an unquoted `y` or
+//! `on` becomes "true", `0x10` becomes "16", `010` becomes "8" and `6.10` becomes "6.1". We
+//! reproduce that reading exactly, so a spec means the same to image-compat as to NFD, and we
+//! keep each scalar's original text and position so `validate-spec` can warn where the two
+//! readings differ.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::types::Pos;
+
+/// A YAML node with the position of its first character.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    Scalar(Scalar),
+    Seq(Vec<Node>),
+    /// Entries in document order; duplicate keys are kept (the decoder decides).
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar {
+    /// The text as written (after YAML unescaping of quoted styles).
+    pub text: String,
+    /// What go-yaml v2 resolves it to.
+    pub value: Value11,
+}
+
+/// A scalar as YAML 1.1 (go-yaml v2) types it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value11 {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str,
+}
+
+impl Scalar {
+    /// The string sigs.k8s.io/yaml hands to a Go string field, or None for null
+    /// (which leaves the field empty).
+    pub fn as_go_string(&self) -> Option<String> {
+        match self.value {
+            Value11::Null => None,
+            Value11::Bool(b) => Some(b.to_string()),
+            Value11::Int(i) => Some(i.to_string()),
+            Value11::Float(f) => Some(go_format_float32(f)),
+            Value11::Str => Some(self.text.clone()),
+        }
+    }
+
+    /// True when NFD's reading of this scalar as a string differs from its text.
+    pub fn reads_differently(&self) -> bool {
+        match self.as_go_string() {
+            Some(s) => s != self.text,
+            None => !self.text.is_empty(),
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self.value {
+            Value11::Null => "null",
+            Value11::Bool(_) => "boolean",
+            Value11::Int(_) => "integer",
+            Value11::Float(_) => "float",
+            Value11::Str => "string",
+        }
+    }
+}
+
+impl Node {
+    pub fn type_name(&self) -> &'static str {
+        match &self.kind {
+            NodeKind::Scalar(s) => s.type_name(),
+            NodeKind::Seq(_) => "list",
+            NodeKind::Map(_) => "map",
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(
+            &self.kind,
+            NodeKind::Scalar(Scalar {
+                value: Value11::Null,
+                ..
+            })
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum YamlError {
+    #[error("line {line} column {col}: {message}")]
+    Syntax {
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    #[error("the document has more than one YAML document; a spec is one document")]
+    MultipleDocuments,
+    #[error("line {line} column {col}: {message}")]
+    Invalid {
+        line: usize,
+        col: usize,
+        message: String,
+    },
+}
+
+/// Parses one YAML (or JSON) document. An empty document yields `None`.
+pub fn load(text: &str) -> Result<Option<Node>, YamlError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser
+        .load(&mut builder, true)
+        .map_err(|e| YamlError::Syntax {
+            line: e.marker().line(),
+            col: e.marker().col() + 1,
+            message: e.info().to_string(),
+        })?;
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    match builder.docs.len() {
+        0 => Ok(None),
+        1 => Ok(builder.docs.pop()),
+        _ => Err(YamlError::MultipleDocuments),
+    }
+}
+
+enum Frame {
+    Seq(Vec<Node>, Pos, usize),
+    Map(Vec<(Node, Node)>, Option<Node>, Pos, usize),
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    docs: Vec<Node>,
+    anchors: HashMap<usize, Node>,
+    error: Option<YamlError>,
+}
+
+fn pos_of(mark: &Marker) -> Pos {
+    Pos {
+        line: mark.line(),
+        col: mark.col() + 1,
+    }
+}
+
+impl Builder {
+    fn fail(&mut self, pos: Pos, message: String) {
+        if self.error.is_none() {
+            self.error = Some(YamlError::Invalid {
+                line: pos.line,
+                col: pos.col,
+                message,
+            });
+        }
+    }
+
+    fn push(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.docs.push(node),
+            Some(Frame::Seq(items, _, _)) => items.push(node),
+            Some(Frame::Map(entries, key, _, _)) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => entries.push((k, node)),
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let pos = pos_of(&mark);
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => match resolve(&text, style, tag.as_ref()) {
+                Ok(value) => self.push(
+                    Node {
+                        kind: NodeKind::Scalar(Scalar { text, value }),
+                        pos,
+                    },
+                    anchor,
+                ),
+                Err(msg) => self.fail(pos, msg),
+            },
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), pos, anchor)),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map(Vec::new(), None, pos, anchor))
+            }
+            Event::SequenceEnd => {
+                if let Some(Frame::Seq(items, p, anchor)) = self.stack.pop() {
+                    let node = Node {
+                        kind: NodeKind::Seq(items),
+                        pos: p,
+                    };
+                    self.push(node, anchor);
+                }
+            }
+            Event::MappingEnd => {
+                if let Some(Frame::Map(entries, _, p, anchor)) = self.stack.pop() {
+                    match merge_keys(entries) {
+                        Ok(entries) => {
+                            let node = Node {
+                                kind: NodeKind::Map(entries),
+                                pos: p,
+                            };
+                            self.push(node, anchor);
+                        }
+                        Err(msg) => self.fail(p, msg),
+                    }
+                }
+            }
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(node) => self.push(node, 0),
+                None => self.fail(pos, "alias to an unknown anchor".into()),
+            },
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd
+            | Event::Nothing => {}
+        }
+    }
+}
+
+/// Applies YAML merge keys (`<<: *anchor` or `<<: [*a, *b]`), as go-yaml v2 does: keys already
+/// in the mapping win over merged ones, earlier merged maps over later ones.
+fn merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, String> {
+    let is_merge = |k: &Node| matches!(&k.kind, NodeKind::Scalar(Scalar { text, value: Value11::Str }) if text == "<<");
+    if !entries.iter().any(|(k, _)| is_merge(k)) {
+        return Ok(entries);
+    }
+    let mut own = Vec::new();
+    let mut merged: Vec<(Node, Node)> = Vec::new();
+    for (k, v) in entries {
+        if !is_merge(&k) {
+            own.push((k, v));
+            continue;
+        }
+        let sources = match v.kind {
+            NodeKind::Map(m) => vec![m],
+            NodeKind::Seq(items) => items
+                .into_iter()
+                .map(|i| match i.kind {
+                    NodeKind::Map(m) => Ok(m),
+                    _ => Err("a merge key (<<) list must hold maps".to_string()),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err("a merge key (<<) needs a map or a list of maps".into()),
+        };
+        for src in sources {
+            for (mk, mv) in src {
+                if !merged.iter().any(|(k, _)| same_key(k, &mk)) {
+                    merged.push((mk, mv));
+                }
+            }
+        }
+    }
+    for (mk, mv) in merged {
+        if !own.iter().any(|(k, _)| same_key(k, &mk)) {
+            own.push((mk, mv));
+        }
+    }
+    Ok(own)
+}
+
+fn same_key(a: &Node, b: &Node) -> bool {
+    match (&a.kind, &b.kind) {
+        (NodeKind::Scalar(x), NodeKind::Scalar(y)) => x.as_go_string() == y.as_go_string(),
+        _ => false,
+    }
+}
+
+/// The node as JSON, with scalars read as sigs.k8s.io/yaml reads them into untyped data:
+/// null, booleans and integers keep their type; floats become the text NFD would see.
+pub fn to_json(node: &Node) -> Result<serde_json::Value, YamlError> {
+    use serde_json::Value;
+    Ok(match &node.kind {
+        NodeKind::Scalar(s) => match s.value {
+            Value11::Null => Value::Null,
+            Value11::Bool(b) => Value::Bool(b),
+            Value11::Int(i) => match (i64::try_from(i), u64::try_from(i)) {
+                (Ok(v), _) => Value::from(v),
+                (_, Ok(v)) => Value::from(v),
+                _ => Value::String(i.to_string()),
+            },
+            Value11::Float(f) => Value::String(go_format_float32(f)),
+            Value11::Str => Value::String(s.text.clone()),
+        },
+        NodeKind::Seq(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        NodeKind::Map(entries) => {
+            let mut map = serde_json::Map::new();
+            for (k, v) in entries {
+                let key = match &k.kind {
+                    NodeKind::Scalar(s) if s.value != Value11::Null => {
+                        s.as_go_string().unwrap_or_default()
+                    }
+                    _ => {
+                        return Err(YamlError::Invalid {
+                            line: k.pos.line,
+                            col: k.pos.col,
+                            message: format!("a key must be a string, found a {}", k.type_name()),
+                        })
+                    }
+                };
+                map.insert(key, to_json(v)?);
+            }
+            Value::Object(map)
+        }
+    })
+}
+
+/// go-yaml v2's `resolve` for one scalar: quoted and block scalars are strings; plain ones may
+/// be null, bool (YAML 1.1 spellings), int (decimal, 0x, 0o, leading-0 octal, 0b, `_`
+/// separators) or float.
+fn resolve(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value11, String> {
+    let plain = matches!(style, TScalarStyle::Plain);
+    let explicit = tag.map(|t| {
+        if t.handle == "!!" {
+            format!("!!{}", t.suffix)
+        } else if t.handle == "tag:yaml.org,2002:" || t.suffix.starts_with("tag:yaml.org,2002:") {
+            format!("!!{}", t.suffix.trim_start_matches("tag:yaml.org,2002:"))
+        } else {
+            format!("{}{}", t.handle, t.suffix)
+        }
+    });
+    let resolved = if plain || explicit.is_some() {
+        resolve_plain(text)
+    } else {
+        Value11::Str
+    };
+    match explicit.as_deref() {
+        None => Ok(if plain { resolved } else { Value11::Str }),
+        Some("!!str") => Ok(Value11::Str),
+        Some("!!null") if resolved == Value11::Null => Ok(resolved),
+        Some("!!bool") if matches!(resolved, Value11::Bool(_)) => Ok(resolved),
+        Some("!!int") if matches!(resolved, Value11::Int(_)) => Ok(resolved),
+        Some("!!float") => match resolved {
+            Value11::Float(_) => Ok(resolved),
+            Value11::Int(i) => Ok(Value11::Float(i as f64)),
+            _ => Err(format!("cannot decode `{text}` as a !!float")),
+        },
+        Some(t @ ("!!null" | "!!bool" | "!!int")) => {
+            Err(format!("cannot decode `{text}` as a {t}"))
+        }
+        Some(t) => Err(format!("unsupported YAML tag {t}")),
+    }
+}
+
+fn resolve_plain(text: &str) -> Value11 {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value11::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            return Value11::Bool(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            return Value11::Bool(false)
+        }
+        ".nan" | ".NaN" | ".NAN" => return Value11::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value11::Float(f64::INFINITY)
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value11::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    if first == b'.' {
+        return go_parse_float(text).map_or(Value11::Str, Value11::Float);
+    }
+    if !(first.is_ascii_digit() || first == b'+' || first == b'-') {
+        return Value11::Str;
+    }
+    let plain: String = text.chars().filter(|&c| c != '_').collect();
+    if let Some(i) = go_parse_int_base0(&plain) {
+        return Value11::Int(i);
+    }
+    if is_yaml_float(&plain) {
+        if let Some(f) = go_parse_float(&plain) {
+            return Value11::Float(f);
+        }
+    }
+    Value11::Str
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` falling back to `ParseUint(s, 0, 64)`: optional sign,
+/// `0x`/`0o`/`0b` prefixes, a leading `0` meaning octal.
+fn go_parse_int_base0(s: &str) -> Option<i128> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u128::from_str_radix(digits, radix).ok()?;
+    if neg {
+        (magnitude <= 1u128 << 63).then(|| -(magnitude as i128))
+    } else {
+        (magnitude <= u64::MAX as u128).then_some(magnitude as i128)
+    }
+}
+
+/// go-yaml's `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Decimal floats as Go's ParseFloat reads the forms that reach it here.
+fn go_parse_float(s: &str) -> Option<f64> {
+    if s.is_empty() || s.contains(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c))) {
+        return None;
+    }
+    s.parse::<f64>().ok()
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 32)`, which sigs.k8s.io/yaml uses to turn a YAML float
+/// into a string: the shortest digits that round-trip a float32, `%e` form when the exponent
+/// is below -4 or at least 6 (so `6.10` -> "6.1", `1e6` -> "1e+06").
+pub fn go_format_float32(f: f64) -> String {
+    let x = f as f32;
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = format!("{:e}", x.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    let sign = if x < 0.0 { "-" } else { "" };
+    if !(-4..6).contains(&exp) {
+        let (d0, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{d0}{frac}e{esign}{:02}", exp.abs());
+    }
+    let dp = exp + 1;
+    let nd = digits.len() as i32;
+    let s = if dp <= 0 {
+        format!("0.{}{}", "0".repeat((-dp) as usize), digits)
+    } else if dp >= nd {
+        format!("{}{}", digits, "0".repeat((dp - nd) as usize))
+    } else {
+        let (a, b) = digits.split_at(dp as usize);
+        format!("{a}.{b}")
+    };
+    format!("{sign}{s}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(doc: &str) -> Scalar {
+        let node = load(&format!("k: {doc}")).unwrap().unwrap();
+        match node.kind {
+            NodeKind::Map(mut e) => match e.remove(0).1.kind {
+                NodeKind::Scalar(s) => s,
+                other => panic!("not a scalar: {other:?}"),
+            },
+            other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn yaml11_scalars_read_as_nfd_reads_them() {
+        for (doc, want) in [
+            ("y", Some("true")),
+            ("on", Some("true")),
+            ("No", Some("false")),
+            ("'y'", Some("y")),
+            ("0x10", Some("16")),
+            ("010", Some("8")),
+            ("0o17", Some("15")),
+            ("0b101", Some("5")),
+            ("1_000", Some("1000")),
+            ("08", Some("8")),
+            ("6.10", Some("6.1")),
+            ("1.0", Some("1")),
+            ("1e6", Some("1e+06")),
+            ("123456", Some("123456")),
+            ("0.00001", Some("1e-05")),
+            ("0.0001", Some("0.0001")),
+            ("1.23456789", Some("1.2345679")),
+            ("-2.5", Some("-2.5")),
+            (".5", Some("0.5")),
+            ("5.15.0", Some("5.15.0")),
+            ("10de", Some("10de")),
+            ("\"6.10\"", Some("6.10")),
+            ("~", None),
+            ("null", None),
+            ("2024-01-02", Some("2024-01-02")),
+            ("1:30", Some("1:30")),
+            ("+5", Some("5")),
+            ("-0x10", Some("-16")),
+            ("18446744073709551615", Some("18446744073709551615")),
+        ] {
+            assert_eq!(scalar(doc).as_go_string().as_deref(), want, "scalar {doc}");
+        }
+    }
+
+    #[test]
+    fn flags_what_reads_differently() {
+        assert!(scalar("y").reads_differently());
+        assert!(scalar("6.10").reads_differently());
+        assert!(!scalar("10").reads_differently());
+        assert!(!scalar("true").reads_differently());
+        assert!(!scalar("'y'").reads_differently());
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let doc = "a: &x {p: 1, q: 2}\nb: *x\nc:\n  <<: *x\n  q: 3\n";
+        let node = load(doc).unwrap().unwrap();
+        let NodeKind::Map(entries) = node.kind else {
+            panic!("map expected")
+        };
+        assert_eq!(entries[0].1, entries[1].1);
+        let NodeKind::Map(c) = &entries[2].1.kind else {
+            panic!("map expected")
+        };
+        let keys: Vec<_> = c
+            .iter()
+            .map(|(k, v)| match (&k.kind, &v.kind) {
+                (NodeKind::Scalar(k), NodeKind::Scalar(v)) => (k.text.clone(), v.text.clone()),
+                _ => panic!("scalars expected"),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![("q".to_string(), "3".to_string()), ("p".into(), "1".into())]
+        );
+    }
+
+    #[test]
+    fn positions_and_errors() {
+        let node = load("a:\n  - x\n  - y\n").unwrap().unwrap();
+        let NodeKind::Map(entries) = node.kind else {
+            panic!("map expected")
+        };
+        assert_eq!(entries[0].1.pos, Pos { line: 2, col: 3 });
+        let err = load("a: [1, 2\n").unwrap_err();
+        assert!(err.to_string().contains("line"), "{err}");
+        assert!(matches!(
+            load("a: 1\n---\nb: 2\n"),
+            Err(YamlError::MultipleDocuments)
+        ));
+        assert!(load("").unwrap().is_none());
+        assert!(load("a: !!int x").is_err());
+    }
+
+    #[test]
+    fn json_is_read_too() {
+        let node = load(r#"{"version": "v1alpha1", "n": 6.10, "s": "6.10"}"#)
+            .unwrap()
+            .unwrap();
+        let NodeKind::Map(entries) = node.kind else {
+            panic!("map expected")
+        };
+        let text = |n: &Node| match &n.kind {
+            NodeKind::Scalar(s) => s.as_go_string(),
+            _ => None,
+        };
+        assert_eq!(text(&entries[1].1).as_deref(), Some("6.1"));
+        assert_eq!(text(&entries[2].1).as_deref(), Some("6.10"));
+    }
+}
