@@ -274,3 +274,58 @@ fn match_names_with_prefixes(
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::MatchExpression;
+
+    /// The pruned scan must agree with checking every name, on every feature type.
+    #[test]
+    fn prefix_pruning_agrees_with_a_full_scan() {
+        let mut f = Features::default();
+        f.set_flags("a.flags", ["AVX", "AVX2", "AVX512BW", "SSE4", "XAVX"]);
+        f.set_attributes(
+            "a.attrs",
+            [("VFIO", "y"), ("VFIO_PCI", "m"), ("XVFIO_", "y")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        f.set_instances(
+            "a.inst",
+            vec![
+                BTreeMap::from([("zz".to_string(), "1".to_string())]),
+                BTreeMap::from([
+                    ("aa".to_string(), "1".to_string()),
+                    ("vendor".to_string(), "x".to_string()),
+                ]),
+            ],
+        );
+        let lookup = Lookup::new(&f);
+        for pattern in [
+            "^AVX512",
+            "^AVX512(F|BW)$",
+            "^VFIO_",
+            "^VFIO_X",
+            "^vend",
+            "^ven(x|d)",
+            "^zz$",
+            "^Q",
+        ] {
+            let pruned = Expr::compile(&MatchExpression::new("InRegexp", &[pattern]));
+            assert!(pruned.literal_prefixes().is_some(), "{pattern}");
+            // The same regex hidden behind a non-anchored alternative takes the full scan.
+            let full = Expr::compile(&MatchExpression::new("InRegexp", &[pattern, "^$"]));
+            assert!(full.literal_prefixes().is_none());
+            for feature in ["a.flags", "a.attrs", "a.inst"] {
+                let view = lookup.get(feature).unwrap();
+                assert_eq!(
+                    match_names(&pruned, view).unwrap(),
+                    match_names(&full, view).unwrap(),
+                    "{pattern} on {feature}"
+                );
+            }
+        }
+    }
+}
