@@ -1,5 +1,7 @@
 //! image-compat: decide whether a container image's NFD compatibility spec holds on a node.
 
+pub mod check;
 pub mod features;
+pub mod policy;
 pub mod rules;
 pub mod spec;
