@@ -84,4 +84,23 @@ mod tests {
         assert_eq!(attribute_value("iommu_group/type", "DMA-FQ"), "DMA-FQ");
         assert_eq!(attribute_value("sriov_totalvfs", "64"), "64");
     }
+
+    #[test]
+    fn devices_missing_a_mandatory_file_are_skipped() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().join("sys/bus/pci/devices");
+        for (addr, files) in [
+            ("0000:00:00.0", &MANDATORY[..]),
+            ("0000:00:01.0", &MANDATORY[..4]),
+        ] {
+            std::fs::create_dir_all(base.join(addr)).unwrap();
+            for f in files {
+                std::fs::write(base.join(addr).join(f), "0x1af4\n").unwrap();
+            }
+        }
+        let f = discover(&HostRoots::fixture(t.path()));
+        assert_eq!(f.instances["pci.device"].elements.len(), 1);
+        // No PCI bus at all: the feature is omitted (NFD would fail discovery).
+        assert!(!discover(&HostRoots::fixture(t.path().join("none"))).exists("pci.device"));
+    }
 }
