@@ -1,8 +1,9 @@
 //! The `usb` source: usb.device, one instance per USB device or, for class `00`, per interface.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use thiserror::Error;
 use tracing::{debug, warn};
 
 use super::host::{read_dir_sorted, read_trimmed, HostRoots};
@@ -17,6 +18,14 @@ const ATTRS: [(&str, &str); 4] = [
     ("device", "idProduct"),
     ("serial", "serial"),
 ];
+
+/// Why a device's instances could not be read (NFD skips the device).
+#[derive(Debug, Error)]
+#[error("cannot read {path}: {source}")]
+struct UsbError {
+    path: PathBuf,
+    source: std::io::Error,
+}
 
 /// Discovers the usb source's features. Like NFD (a glob over `*/idProduct`), a missing
 /// `<sys>/bus/usb` is not an error: usb.device then exists with no instances.
@@ -36,7 +45,7 @@ pub(crate) fn discover(roots: &HostRoots) -> Features {
         }
         match device_instances(&dir) {
             Ok(mut i) => instances.append(&mut i),
-            Err(reason) => warn!(path = %dir.display(), reason, "usb: skipping device"),
+            Err(e) => warn!(error = %e, "usb: skipping device"),
         }
     }
     f.set_instances("usb.device", instances);
@@ -49,7 +58,7 @@ fn has_entry(dir: &Path, name: &str) -> bool {
         && std::fs::symlink_metadata(dir.join(name)).is_ok()
 }
 
-fn device_instances(dir: &Path) -> Result<Vec<Attrs>, String> {
+fn device_instances(dir: &Path) -> Result<Vec<Attrs>, UsbError> {
     let mut attrs = Attrs::new();
     for (key, file) in ATTRS {
         if let Ok(v) = read_trimmed(&dir.join(file)) {
@@ -63,13 +72,17 @@ fn device_instances(dir: &Path) -> Result<Vec<Attrs>, String> {
     }
     // Class 00: the class is defined per interface; one instance per interface.
     let mut out = Vec::new();
-    for entry in read_dir_sorted(dir).map_err(|e| e.to_string())? {
+    let entries = read_dir_sorted(dir).map_err(|source| UsbError {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
         let sub = dir.join(&entry);
         if !has_entry(&sub, "bInterfaceClass") {
             continue;
         }
-        let class = read_trimmed(&sub.join("bInterfaceClass"))
-            .map_err(|e| format!("{}: {e}", sub.join("bInterfaceClass").display()))?;
+        let path = sub.join("bInterfaceClass");
+        let class = read_trimmed(&path).map_err(|source| UsbError { path, source })?;
         let mut inst = attrs.clone();
         inst.insert("class".into(), class);
         out.push(inst);

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
+use std::path::PathBuf;
 
+use thiserror::Error;
 use tracing::{debug, warn};
 
 use super::probe::Cpuid;
@@ -127,6 +129,20 @@ pub(crate) fn pstate(roots: &HostRoots) -> Attrs {
     out
 }
 
+/// Why SST-BF could not be decided (NFD then leaves cpu.sst empty).
+#[derive(Debug, Error)]
+enum SstError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not an integer")]
+    Malformed { path: PathBuf },
+    #[error("nominal base frequency (CPUID 0x16) is missing")]
+    NoNominalFrequency,
+}
+
 /// cpu.sst: `bf.enabled` when some CPU's base frequency exceeds the nominal one (CPUID 0x16).
 pub(crate) fn sst(roots: &HostRoots, cpuid: &dyn Cpuid) -> Attrs {
     let mut out = Attrs::new();
@@ -135,31 +151,34 @@ pub(crate) fn sst(roots: &HostRoots, cpuid: &dyn Cpuid) -> Attrs {
             out.insert("bf.enabled".into(), "true".into());
         }
         Ok(false) => {}
-        Err(reason) => debug!(reason, "cpu.sst: cannot detect SST-BF"),
+        Err(e) => debug!(error = %e, "cpu.sst: cannot detect SST-BF"),
     }
     out
 }
 
-fn sst_bf(roots: &HostRoots, cpuid: &dyn Cpuid) -> Result<bool, String> {
+fn sst_bf(roots: &HostRoots, cpuid: &dyn Cpuid) -> Result<bool, SstError> {
     let nominal_mhz = i64::from(cpuid.cpuid(0x16, 0).eax);
     let devices = roots.sys.join("bus/cpu/devices");
-    let cpus = read_dir_sorted(&devices).map_err(|e| format!("{}: {e}", devices.display()))?;
+    let cpus = read_dir_sorted(&devices).map_err(|source| SstError::Read {
+        path: devices.clone(),
+        source,
+    })?;
     for cpu in cpus {
         let path = devices.join(&cpu).join("cpufreq/base_frequency");
         let text = match read_trimmed(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(source) => return Err(SstError::Read { path, source }),
         };
         let khz: i64 = match text.parse() {
             Ok(v) => v,
             Err(_) => {
                 warn!(path = %path.display(), value = %text, "skipping malformed file: not an integer");
-                return Err(format!("{}: not an integer", path.display()));
+                return Err(SstError::Malformed { path });
             }
         };
         if nominal_mhz == 0 {
-            return Err("nominal base frequency (CPUID 0x16) is missing".into());
+            return Err(SstError::NoNominalFrequency);
         }
         if khz / 1000 > nominal_mhz {
             return Ok(true);
