@@ -53,7 +53,7 @@ ic_install_one() {
   local prefix=$1 name=$2 spec=$3 a="$1/apt" deb
   [ -f "$prefix/$name/.installed" ] && return 0
   ic_apt_update "$a"
-  rm -rf "$prefix/$name" "$a/dl" && mkdir -p "$prefix/$name" "$a/dl"
+  rm -rf "${prefix:?}/${name:?}" "$a/dl" && mkdir -p "$prefix/$name" "$a/dl"
   # shellcheck disable=SC2046
   (cd "$a/dl" && apt-get $(ic_apt_opts "$a") -q download "$spec" >"$a/dl.log" 2>&1) ||
     { cat "$a/dl.log" >&2; echo "install.sh: cannot download $spec" >&2; return 1; }

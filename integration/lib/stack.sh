@@ -1,0 +1,587 @@
+#!/usr/bin/env bash
+# Real-stack harness: private docker-registry, containerd (2.1 or 1.7) with CRI + NRI, test images.
+#
+# Source it (works under `set -euo pipefail`); every function is prefixed `ic_`:
+#   ic_free_port                              print a free TCP port on 127.0.0.1
+#   ic_registry_start DIR PORT                Distribution 2.8 on 127.0.0.1:PORT, storage in DIR
+#   ic_registry_stop DIR
+#   ic_containerd_start DIR VERSION           VERSION 2.1 or 1.7; everything under DIR
+#   ic_containerd_stop DIR                    daemon, then this instance's shims, containers, mounts
+#   ic_containerd_restart DIR                 the daemon only: containers keep running
+#   ic_containerd_plain_http DIR HOST:PORT    let this containerd pull from a plain-HTTP registry
+#   ic_containerd_pids DIR                    pids of this instance's shims and containers
+#   ic_ctr DIR ARGS...                        this instance's ctr, namespace k8s.io
+#   ic_build_image LAYOUT NAME:TAG [VARIANT [CMD_JSON]]
+#                                             one-layer busybox image; prints its digest
+#   ic_build_index LAYOUT NAME:TAG [VARIANT [CMD_JSON]]
+#                                             linux/amd64 + linux/arm64 index; prints its digest
+#   ic_push_image LAYOUT REF                  to a plain-HTTP registry, with oras
+#   ic_import_image DIR LAYOUT REF            into namespace k8s.io of the containerd at DIR
+#   ic_cri_build / ic_cri DIR CMD...          the CRI driver (examples/cri.rs) against DIR
+#   ic_cri_wait DIR ID STATE [SECONDS]        poll a container's CRI state
+#   ic_json KEY                               one field of the JSON object on stdin
+#   ic_teardown                               stop all this shell started (trap-friendly)
+# Tunables (environment): IMAGE_COMPAT_STACK (install prefix), IC_NRI_REQUEST_TIMEOUT and
+# IC_NRI_REGISTRATION_TIMEOUT (e.g. 2s, 5s; containerd's defaults when unset),
+# IC_CONTAINERD_LOG_LEVEL (default info), IC_PAUSE_IMAGE, IC_WAIT_SECONDS (start-up waits).
+
+IC_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=integration/lib/install.sh
+source "$IC_LIB_DIR/install.sh"
+
+IC_PAUSE_IMAGE=${IC_PAUSE_IMAGE:-localhost/image-compat/pause:1}
+IC_CONTAINERD_LOG_LEVEL=${IC_CONTAINERD_LOG_LEVEL:-info}
+IC_WAIT_SECONDS=${IC_WAIT_SECONDS:-30}
+# /usr/bin/python3 first: a user's pyenv shim in PATH adds start-up time to every image build.
+IC_PYTHON=${IC_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+# What this shell started, as "kind DIR", for ic_teardown.
+IC_STARTED=()
+# host:port of each registry this shell started, trusted as plain HTTP by containerd instances.
+IC_REGISTRIES=()
+
+ic_log() { echo "stack: $*" >&2; }
+
+# Installs (once per prefix) and sets IC_STACK_PREFIX; runs in the caller's shell so it sticks.
+ic_stack_init() {
+  if [ -z "${IC_STACK_PREFIX:-}" ]; then
+    IC_STACK_PREFIX=$(ic_install_stack)
+  fi
+}
+
+ic_bin() {
+  ic_stack_init
+  case $1 in
+    containerd-2.1 | containerd-1.7) echo "$IC_STACK_PREFIX/$1/usr/bin" ;;
+    runc) echo "$IC_STACK_PREFIX/runc/usr/sbin/runc" ;;
+    registry) echo "$IC_STACK_PREFIX/registry/usr/bin/docker-registry" ;;
+    oras) echo "$IC_STACK_PREFIX/oras/usr/bin/oras" ;;
+    busybox) echo "$IC_STACK_PREFIX/busybox/bin/busybox" ;;
+    *) ic_log "ic_bin: unknown component $1"; return 1 ;;
+  esac
+}
+
+ic_abspath() { mkdir -p "$1" && (cd "$1" && pwd -P); }
+
+ic_free_port() {
+  "$IC_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+ic_port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ic_pid_of PIDFILE MARK: the pid recorded in PIDFILE if that process is alive and its command
+# line contains MARK (the instance's config path), so a recycled pid is never taken for ours.
+ic_pid_of() {
+  local pid args
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] || return 1
+  ic_gone "$pid" && return 1
+  args=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  [[ $args == *"$2"* ]] || return 1
+  echo "$pid"
+}
+
+# True when process PID has exited: no longer in /proc, or a zombie (Z) or dead (X, shown for an
+# instant while its parent reaps it) not yet reaped. One read of /proc/PID/stat, so a process
+# reaped between two checks cannot look alive.
+ic_gone() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  # The state follows the parenthesised command name, which may itself hold spaces.
+  stat=${stat##*) }
+  case ${stat%% *} in Z | X) return 0 ;; esac
+  return 1
+}
+
+# ic_kill_wait PID SECONDS: SIGTERM, then SIGKILL after SECONDS; returns when the process is gone.
+ic_kill_wait() {
+  local pid=$1 secs=$2 i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < secs * 10; i++)); do
+    ic_gone "$pid" && break
+    sleep 0.1
+  done
+  if ! ic_gone "$pid"; then
+    ic_log "pid $pid ignored SIGTERM for ${secs}s, killing"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do ic_gone "$pid" && break; sleep 0.1; done
+  fi
+  ic_gone "$pid"
+}
+
+ic_forget() {
+  local entry keep=()
+  for entry in "${IC_STARTED[@]}"; do
+    [ "$entry" = "$1" ] || keep+=("$entry")
+  done
+  IC_STARTED=(${keep[@]+"${keep[@]}"})
+}
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+ic_registry_start() {
+  local dir port=$2 pid i
+  dir=$(ic_abspath "$1")
+  ic_stack_init
+  if ic_pid_of "$dir/registry.pid" "$dir/config.yml" >/dev/null; then
+    ic_log "registry in $dir is already running"
+    return 1
+  fi
+  # Another server on the port would answer the readiness probe in our registry's place.
+  if ic_port_busy "$port"; then
+    ic_log "port $port is in use"
+    return 1
+  fi
+  mkdir -p "$dir/data"
+  cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+EOF
+  "$(ic_bin registry)" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  pid=$!
+  # Out of the job table: bash then reaps it silently, with no "Killed" notice when a test
+  # kills it on purpose.
+  disown "$pid"
+  echo "$pid" >"$dir/registry.pid"
+  echo "127.0.0.1:$port" >"$dir/registry.addr"
+  IC_STARTED+=("registry $dir")
+  IC_REGISTRIES+=("127.0.0.1:$port")
+  for ((i = 0; i < IC_WAIT_SECONDS * 10; i++)); do
+    if ic_gone "$pid"; then
+      cat "$dir/registry.log" >&2
+      ic_log "registry exited at start-up"
+      return 1
+    fi
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  cat "$dir/registry.log" >&2
+  ic_log "registry did not answer on 127.0.0.1:$port within ${IC_WAIT_SECONDS}s"
+  return 1
+}
+
+ic_registry_stop() {
+  local dir pid addr entry keep=()
+  dir=$(ic_abspath "$1")
+  if pid=$(ic_pid_of "$dir/registry.pid" "$dir/config.yml"); then
+    ic_kill_wait "$pid" 10 || { ic_log "registry pid $pid will not die"; return 1; }
+  fi
+  addr=$(cat "$dir/registry.addr" 2>/dev/null || true)
+  for entry in "${IC_REGISTRIES[@]}"; do
+    [ "$entry" = "$addr" ] || keep+=("$entry")
+  done
+  IC_REGISTRIES=(${keep[@]+"${keep[@]}"})
+  rm -f "$dir/registry.pid"
+  ic_forget "registry $dir"
+}
+
+# ---------------------------------------------------------------------------------------------
+# containerd
+
+ic_containerd_version() { cat "$1/version"; }
+
+ic_ctr() {
+  local dir=$1
+  shift
+  "$(ic_bin "containerd-$(ic_containerd_version "$dir")")/ctr" \
+    --address "$dir/containerd.sock" --namespace k8s.io "$@"
+}
+
+# ic_containerd_plain_http DIR HOST:PORT: containerd reads certs.d at every pull, so this works
+# on a running instance too.
+ic_containerd_plain_http() {
+  local dir=$1 host=$2
+  mkdir -p "$dir/certs.d/$host"
+  cat >"$dir/certs.d/$host/hosts.toml" <<EOF
+server = "http://$host"
+[host."http://$host"]
+  capabilities = ["pull", "resolve", "push"]
+EOF
+}
+
+ic_containerd_config_v3() {
+  local d=$1
+  cat <<EOF
+version = 3
+root = '$d/root'
+state = '$d/state'
+temp = '$d/tmp'
+[grpc]
+  address = '$d/containerd.sock'
+[debug]
+  level = '$IC_CONTAINERD_LOG_LEVEL'
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = 'overlayfs'
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = '$IC_PAUSE_IMAGE'
+[plugins.'io.containerd.cri.v1.images'.registry]
+  config_path = '$d/certs.d'
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  cdi_spec_dirs = ['$d/cdi']
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+  runtime_type = 'io.containerd.runc.v2'
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+  BinaryName = '$(ic_bin runc)'
+  Root = '$d/runc'
+[plugins.'io.containerd.cri.v1.runtime'.cni]
+  bin_dirs = ['$d/cni/bin']
+  conf_dir = '$d/cni/net.d'
+[plugins.'io.containerd.internal.v1.opt']
+  path = '$d/opt'
+[plugins.'io.containerd.image-verifier.v1.bindir']
+  bin_dir = '$d/image-verifier/bin'
+[plugins.'io.containerd.nri.v1.nri']
+  disable = false
+  socket_path = '$d/nri.sock'
+  plugin_path = '$d/nri/plugins'
+  plugin_config_path = '$d/nri/conf.d'
+$(ic_nri_timeouts "'")
+[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]
+  platform = 'linux/amd64'
+  snapshotter = 'overlayfs'
+EOF
+}
+
+ic_containerd_config_v2() {
+  local d=$1
+  cat <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+[grpc]
+  address = "$d/containerd.sock"
+[debug]
+  level = "$IC_CONTAINERD_LOG_LEVEL"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$IC_PAUSE_IMAGE"
+  restrict_oom_score_adj = true
+  cdi_spec_dirs = ["$d/cdi"]
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+  # 1.7 replaces, not merges, a runtime table given here: it needs its type again.
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    BinaryName = "$(ic_bin runc)"
+    Root = "$d/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$d/cni/bin"
+    conf_dir = "$d/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$d/certs.d"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
+# The v1 shim runtime is unused, but the tasks service needs it loaded; its default state
+# directory is /run/containerd/runc.
+[plugins."io.containerd.runtime.v1.linux"]
+  runtime_root = "$d/runc-v1"
+[plugins."io.containerd.nri.v1.nri"]
+  disable = false
+  socket_path = "$d/nri.sock"
+  plugin_path = "$d/nri/plugins"
+  plugin_config_path = "$d/nri/conf.d"
+$(ic_nri_timeouts '"')
+EOF
+}
+
+ic_nri_timeouts() {
+  local q=$1
+  if [ -n "${IC_NRI_REGISTRATION_TIMEOUT:-}" ]; then
+    echo "  plugin_registration_timeout = $q$IC_NRI_REGISTRATION_TIMEOUT$q"
+  fi
+  if [ -n "${IC_NRI_REQUEST_TIMEOUT:-}" ]; then
+    echo "  plugin_request_timeout = $q$IC_NRI_REQUEST_TIMEOUT$q"
+  fi
+}
+
+ic_containerd_start() {
+  local dir version=$2 host
+  dir=$(ic_abspath "$1")
+  case $version in
+    2.1 | 1.7) ;;
+    *) ic_log "ic_containerd_start: VERSION must be 2.1 or 1.7, not $version"; return 1 ;;
+  esac
+  # Unix socket paths are limited to 108 bytes; the shims' own live under /run/containerd/s.
+  if [ $((${#dir} + 20)) -gt 107 ]; then
+    ic_log "$dir is too long for a unix socket path"
+    return 1
+  fi
+  ic_stack_init
+  if ic_pid_of "$dir/containerd.pid" "$dir/config.toml" >/dev/null; then
+    ic_log "containerd in $dir is already running"
+    return 1
+  fi
+  if [ -f "$dir/version" ] && [ "$(cat "$dir/version")" != "$version" ]; then
+    # containerd 2.x migrates its metadata; 1.7 cannot read it back.
+    ic_log "$dir was used by containerd $(cat "$dir/version"); use another directory for $version"
+    return 1
+  fi
+  mkdir -p "$dir"/{root,state,tmp,runc,opt,cdi,certs.d,cni/bin,cni/net.d,nri/plugins,nri/conf.d}
+  echo "$version" >"$dir/version"
+  if [ "$version" = 2.1 ]; then
+    ic_containerd_config_v3 "$dir" >"$dir/config.toml"
+  else
+    ic_containerd_config_v2 "$dir" >"$dir/config.toml"
+  fi
+  for host in ${IC_REGISTRIES[@]+"${IC_REGISTRIES[@]}"}; do
+    ic_containerd_plain_http "$dir" "$host"
+  done
+  IC_STARTED+=("containerd $dir")
+  ic_containerd_launch "$dir" || return 1
+  if ! grep -qxF "$IC_PAUSE_IMAGE" <<<"$(ic_ctr "$dir" images ls -q)"; then
+    ic_build_image "$dir/pause" "$IC_PAUSE_IMAGE" "" '["/bin/sleep","2147483647"]' >/dev/null
+    ic_import_image "$dir" "$dir/pause" "$IC_PAUSE_IMAGE"
+  fi
+}
+
+# Starts the daemon on an existing configuration and waits for its gRPC and NRI sockets.
+ic_containerd_launch() {
+  local dir=$1 bin pid i
+  bin=$(ic_bin "containerd-$(ic_containerd_version "$dir")")
+  rm -f "$dir/containerd.sock" "$dir/containerd.sock.ttrpc" "$dir/nri.sock"
+  # PATH: containerd finds its shim there, and must find this version's. TMPDIR: 1.7 makes
+  # temporary mounts there (2.1 uses `temp`), which keeps them under DIR.
+  PATH="$bin:$PATH" TMPDIR="$dir/tmp" XDG_RUNTIME_DIR='' \
+    "$bin/containerd" --config "$dir/config.toml" >>"$dir/containerd.log" 2>&1 &
+  pid=$!
+  disown "$pid"
+  echo "$pid" >"$dir/containerd.pid"
+  for ((i = 0; i < IC_WAIT_SECONDS * 10; i++)); do
+    if ic_gone "$pid"; then
+      tail -n 40 "$dir/containerd.log" >&2
+      ic_log "containerd exited at start-up (log: $dir/containerd.log)"
+      return 1
+    fi
+    if [ -S "$dir/containerd.sock" ] && [ -S "$dir/nri.sock" ] &&
+      ic_ctr "$dir" version >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail -n 40 "$dir/containerd.log" >&2
+  ic_log "containerd in $dir not ready within ${IC_WAIT_SECONDS}s"
+  return 1
+}
+
+ic_containerd_restart() {
+  local dir pid
+  dir=$(ic_abspath "$1")
+  if pid=$(ic_pid_of "$dir/containerd.pid" "$dir/config.toml"); then
+    ic_kill_wait "$pid" 15 || { ic_log "containerd pid $pid will not die"; return 1; }
+  fi
+  ic_containerd_launch "$dir"
+}
+
+ic_containerd_stop() {
+  local dir pid
+  dir=$(ic_abspath "$1")
+  if pid=$(ic_pid_of "$dir/containerd.pid" "$dir/config.toml"); then
+    ic_kill_wait "$pid" 15 || { ic_log "containerd pid $pid will not die"; return 1; }
+  fi
+  rm -f "$dir/containerd.pid"
+  ic_containerd_sweep "$dir"
+  ic_forget "containerd $dir"
+}
+
+# The shims of the instance at DIR: found by their -address argument, which is this instance's
+# socket, whether or not the daemon is still alive.
+ic_containerd_shims() {
+  local f pid name
+  # One grep over every command line (-z: arguments are NUL-separated, -x: one whole argument).
+  for f in $(grep -lzxF -- "$1/containerd.sock" /proc/[0-9]*/cmdline 2>/dev/null || true); do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    name=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+    case $name in containerd-shim*) ic_gone "$pid" || echo "$pid" ;; esac
+  done
+}
+
+# Pids of what the instance at DIR runs: its shims and every container's processes, found as
+# ic_containerd_sweep finds them (tests check they are gone after a stop).
+ic_containerd_pids() {
+  local nsroot id
+  ic_containerd_shims "$1"
+  for nsroot in "$1"/runc/*; do
+    [ -d "$nsroot" ] || continue
+    for id in $("$(ic_bin runc)" --root "$nsroot" list -q 2>/dev/null); do
+      # The JSON format is a flat array of pids.
+      "$(ic_bin runc)" --root "$nsroot" ps --format json "$id" 2>/dev/null | tr -d '[]' |
+        tr ',' '\n' || true
+    done
+  done
+}
+
+# Mount points at or under DIR, deepest first.
+ic_mounts_under() {
+  local dir=$1
+  awk -v d="$dir" '{
+      m = $5
+      gsub(/\\040/, " ", m); gsub(/\\011/, "\t", m); gsub(/\\012/, "\n", m); gsub(/\\134/, "\\", m)
+      if (m == d || index(m, d "/") == 1) print m
+    }' /proc/self/mountinfo | tac
+}
+
+# Kills what the instance at DIR left running and unmounts what it mounted. Runs after the
+# daemon is gone (stopped or crashed); everything it touches is found through DIR.
+ic_containerd_sweep() {
+  local dir=$1 runc nsroot id pid addr m i left=
+  runc=$(ic_bin runc)
+  # Containers first, while their shims still reap them. runc's state root is this instance's
+  # own (runtime option Root), so `list` sees nothing of other containerds.
+  for nsroot in "$dir"/runc/*; do
+    [ -d "$nsroot" ] || continue
+    for id in $("$runc" --root "$nsroot" list -q 2>/dev/null); do
+      "$runc" --root "$nsroot" delete --force "$id" >/dev/null 2>&1 ||
+        ic_log "runc delete $id failed"
+    done
+  done
+  for pid in $(ic_containerd_shims "$dir"); do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for ((i = 0; i < 50; i++)); do
+    left=$(ic_containerd_shims "$dir")
+    [ -z "$left" ] && break
+    sleep 0.1
+  done
+  [ -z "$left" ] || { ic_log "shims of $dir still alive: $left"; return 1; }
+  # Shim sockets live outside DIR, under /run/containerd/s; each bundle records its own (2.1 in
+  # bootstrap.json, 1.7 in address).
+  for addr in $(cat "$dir"/state/io.containerd.runtime.v2.task/*/*/{address,bootstrap.json} \
+    2>/dev/null | grep -oE 'unix:///run/containerd/s/[0-9a-f]+' || true); do
+    rm -f "${addr#unix://}"
+  done
+  while read -r m; do
+    [ -n "$m" ] || continue
+    umount "$m" 2>/dev/null || umount -l "$m" || ic_log "cannot unmount $m"
+  done < <(ic_mounts_under "$dir")
+  left=$(ic_mounts_under "$dir")
+  if [ -n "$left" ]; then
+    ic_log "still mounted under $dir: $left"
+    return 1
+  fi
+  # The state directory is runtime state (/run on a node): clearing it is what a reboot does,
+  # and keeps a later start on DIR from finding stale bundles. Images in root/ stay.
+  rm -rf --one-file-system "$dir/state" "$dir/runc" "$dir/tmp"
+  rm -f "$dir/containerd.sock" "$dir/containerd.sock.ttrpc" "$dir/nri.sock"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+# ic_build_image LAYOUT NAME:TAG [VARIANT [CMD_JSON]]: LAYOUT then holds that one image; a
+# non-empty VARIANT makes its content, and so its digest, distinct. Prints the digest.
+ic_build_image() {
+  "$IC_PYTHON" "$IC_LIB_DIR/oci-image.py" image "$1" "$2" --busybox "$(ic_bin busybox)" \
+    --variant "${3:-}" --cmd "${4:-[\"/bin/sh\"]}"
+}
+
+ic_build_index() {
+  "$IC_PYTHON" "$IC_LIB_DIR/oci-image.py" index "$1" "$2" --busybox "$(ic_bin busybox)" \
+    --variant "${3:-}" --cmd "${4:-[\"/bin/sh\"]}"
+}
+
+# The digest of the image a layout holds (index.json's only entry).
+ic_layout_digest() {
+  "$IC_PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' \
+    "$1/index.json"
+}
+
+# ic_push_image LAYOUT REF: by digest, since `path:tag` is ambiguous when the tag is NAME:TAG.
+# The whole graph goes (for an index: every platform's manifest and blobs).
+ic_push_image() {
+  local layout=$1 ref=$2 digest out
+  digest=$(ic_layout_digest "$layout")
+  out=$("$(ic_bin oras)" cp --no-tty --from-oci-layout "$layout@$digest" "$ref" \
+    --to-plain-http 2>&1) || { echo "$out" >&2; ic_log "push of $layout to $ref failed"; return 1; }
+}
+
+# ic_import_image DIR LAYOUT REF: REF must name its registry host (docker.io/library/x:1,
+# localhost/x:1): CRI looks images up by the normalized name, which ctr does not write for it.
+ic_import_image() {
+  local dir=$1 layout=$2 ref=$3 host=${3%%/*}
+  if [ "$host" = "$ref" ] || { [[ $host != *[.:]* ]] && [ "$host" != localhost ]; }; then
+    ic_log "ic_import_image: $ref has no registry host; CRI would not find it (try localhost/$ref)"
+    return 1
+  fi
+  # --local: the 2.1 transfer service would also work; the local path behaves the same in both
+  # versions.
+  "$IC_PYTHON" "$IC_LIB_DIR/oci-image.py" archive "$layout" "$ref" |
+    ic_ctr "$dir" images import --local - >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# CRI, through the test driver examples/cri.rs
+
+# Builds the driver once and sets IC_CRI, unless IC_CRI already names a binary.
+ic_cri_build() {
+  local root target
+  [ -n "${IC_CRI:-}" ] && return 0
+  root=$(cd "$IC_LIB_DIR/../.." && pwd)
+  # k8s-cri generates its client at build time with protoc.
+  ic_install_build_tools
+  (cd "$root" && cargo build --quiet --example cri) || { ic_log "cannot build examples/cri"; return 1; }
+  target=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
+    "$IC_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  IC_CRI=$target/debug/examples/cri
+}
+
+# ic_cri DIR COMMAND ARGS...: the driver against the containerd at DIR (see `cri --help`).
+ic_cri() {
+  local dir=$1
+  shift
+  "$IC_CRI" --socket "$dir/containerd.sock" "$@"
+}
+
+# ic_json KEY < JSON: one top-level field of a JSON object; strings bare, the rest as JSON.
+ic_json() {
+  "$IC_PYTHON" -c '
+import json, sys
+text = sys.stdin.read()
+try:
+    v = json.loads(text).get(sys.argv[1])
+except (ValueError, AttributeError):
+    sys.exit("ic_json: not a JSON object: %r" % text[:200])
+print(v if isinstance(v, str) else json.dumps(v))' "$1"
+}
+
+# ic_cri_wait DIR CONTAINER_ID STATE [SECONDS]: polls until the container is in STATE (e.g.
+# CONTAINER_RUNNING, CONTAINER_EXITED); on a timeout prints its last status and fails.
+ic_cri_wait() {
+  local dir=$1 id=$2 want=$3 secs=${4:-10} i status=
+  for ((i = 0; i < secs * 10; i++)); do
+    status=$(ic_cri "$dir" status "$id") || return 1
+    [ "$(ic_json state <<<"$status")" = "$want" ] && return 0
+    sleep 0.1
+  done
+  echo "$status" >&2
+  ic_log "container $id not $want within ${secs}s"
+  return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Stops, newest first, everything this shell started and has not stopped. Keeps going on errors
+# so one failure does not leave the rest running; returns non-zero if any stop failed.
+ic_teardown() {
+  local i entry rc=0
+  for ((i = ${#IC_STARTED[@]} - 1; i >= 0; i--)); do
+    entry=${IC_STARTED[i]}
+    case $entry in
+      "registry "*) ic_registry_stop "${entry#registry }" || rc=1 ;;
+      "containerd "*) ic_containerd_stop "${entry#containerd }" || rc=1 ;;
+    esac
+  done
+  return "$rc"
+}
