@@ -2,6 +2,7 @@
 //! formatting output around library calls.
 
 mod evaluate;
+mod features;
 mod report;
 mod validate_spec;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Check compatibility spec files: every error and warning with its location.
     ValidateSpec(validate_spec::ValidateSpecArgs),
+    /// Discover this node's features, as NFD's sources see them.
+    Features(features::FeaturesArgs),
 }
 
 /// Report formats of evaluate and validate-node.
@@ -60,6 +63,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Evaluate(a) => evaluate::run(a),
         Command::ValidateSpec(a) => validate_spec::run(a),
+        Command::Features(a) => features::run(a),
     }
 }
 

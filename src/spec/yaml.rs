@@ -328,6 +328,23 @@ pub fn to_json(node: &Node) -> Result<serde_json::Value, YamlError> {
     })
 }
 
+/// A string as a YAML scalar that every YAML 1.1 or 1.2 reader reads back as the same string:
+/// plain when that is safe, double-quoted (JSON escaping, valid YAML) otherwise.
+pub fn scalar(s: &str) -> String {
+    let safe_chars = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-/+@=".contains(c));
+    let safe_start = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/');
+    if safe_chars && safe_start && resolve_plain(s) == Value11::Str {
+        s.to_string()
+    } else {
+        serde_json::Value::String(s.to_string()).to_string()
+    }
+}
+
 /// go-yaml v2's `resolve` for one scalar: quoted and block scalars are strings; plain ones may
 /// be null, bool (YAML 1.1 spellings), int (decimal, 0x, 0o, leading-0 octal, 0b, `_`
 /// separators) or float.
@@ -621,6 +638,43 @@ mod tests {
         ));
         assert!(load("").unwrap().is_none());
         assert!(load("a: !!int x").is_err());
+    }
+
+    #[test]
+    fn scalars_round_trip() {
+        for s in [
+            "AVX",
+            "vfio-pci",
+            "10de",
+            "y",
+            "on",
+            "0x10",
+            "6.10",
+            "",
+            "a: b",
+            "-x",
+            "#c",
+            "1_000",
+            "é",
+            "iommu_group/type",
+            "true",
+        ] {
+            let doc = format!("k: {}", scalar(s));
+            assert_eq!(scalar_text_of(&doc), s, "{doc}");
+        }
+        assert_eq!(scalar("AVX"), "AVX");
+        assert_eq!(scalar("y"), "\"y\"");
+    }
+
+    fn scalar_text_of(doc: &str) -> String {
+        let node = load(doc).unwrap().unwrap();
+        let NodeKind::Map(e) = node.kind else {
+            panic!("map")
+        };
+        match &e[0].1.kind {
+            NodeKind::Scalar(s) => s.as_go_string().unwrap_or_default(),
+            _ => panic!("scalar"),
+        }
     }
 
     #[test]
