@@ -1047,3 +1047,40 @@ async fn attach_rejects_a_bad_created_annotation() {
         Some("spec.yaml")
     );
 }
+
+#[tokio::test]
+async fn stale_tag_schema_entries_are_skipped() {
+    let reg = TestRegistry::start_with(Behaviour {
+        referrers_api: false,
+        ..Behaviour::default()
+    })
+    .await;
+    let image = reg.push_image("app", Some("v1"), "linux", "amd64");
+    reg.put_artifact(
+        "app",
+        &artifact(&reg, &image, SPEC, Some("2024-01-01T00:00:00Z")),
+    );
+    // Newer, but its manifest was deleted without fixing the index.
+    reg.add_to_tag_index(
+        "app",
+        image["digest"].as_str().unwrap_or_default(),
+        json!({
+            "mediaType": media::OCI_MANIFEST,
+            "digest": sha256(b"gone"),
+            "size": 100,
+            "artifactType": media::ARTIFACT_TYPE,
+            "annotations": {media::ANNOTATION_CREATED: "2030-01-01T00:00:00Z"}
+        }),
+    );
+    let client = client_for(&reg);
+    let spec = client
+        .fetch_spec(&reference(&reg, "app:v1"), &amd64())
+        .await
+        .expect("fetch")
+        .expect("the existing artifact");
+    assert_eq!(spec.bytes, SPEC);
+    assert_eq!(
+        spec.artifact.created_raw.as_deref(),
+        Some("2024-01-01T00:00:00Z")
+    );
+}

@@ -6,7 +6,9 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use image_compat::registry::{Client, ErrorKind, Platform, Reference, RegistryConfig, RegistryError};
+use image_compat::registry::{
+    Client, ErrorKind, Platform, Reference, RegistryConfig, RegistryError,
+};
 use serde_json::json;
 use support::oci_server::{AuthMode, Behaviour, TestRegistry};
 
@@ -44,7 +46,9 @@ async fn credential_helpers_and_stores() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let client_with = |config: serde_json::Value| {
-        let file = dir.path().join(format!("config-{}.json", rand_suffix(&config)));
+        let file = dir
+            .path()
+            .join(format!("config-{}.json", rand_suffix(&config)));
         std::fs::write(&file, config.to_string()).expect("write config");
         Client::new(RegistryConfig {
             plain_http: vec![private.host.clone(), public.host.clone()],
@@ -60,17 +64,32 @@ async fn credential_helpers_and_stores() {
 
     // credHelpers names the helper for one registry.
     let c = client_with(json!({"credHelpers": {private.host.clone(): "imgcompat-test"}}));
-    assert!(c.fetch_spec(&private_ref, &platform).await.expect("fetch").is_none());
+    assert!(c
+        .fetch_spec(&private_ref, &platform)
+        .await
+        .expect("fetch")
+        .is_none());
     assert!(private.requests().iter().any(|l| l.authorization.is_some()));
 
     // credsStore serves every registry; "credentials not found" means anonymous.
     let c = client_with(json!({"credsStore": "imgcompat-test"}));
-    assert!(c.fetch_spec(&private_ref, &platform).await.expect("fetch").is_none());
-    assert!(c.fetch_spec(&public_ref, &platform).await.expect("fetch").is_none());
+    assert!(c
+        .fetch_spec(&private_ref, &platform)
+        .await
+        .expect("fetch")
+        .is_none());
+    assert!(c
+        .fetch_spec(&public_ref, &platform)
+        .await
+        .expect("fetch")
+        .is_none());
 
     // A helper that cannot be run is a credentials error naming the config file.
     let c = client_with(json!({"credsStore": "not-installed-anywhere"}));
-    let err = c.fetch_spec(&private_ref, &platform).await.expect_err("no helper");
+    let err = c
+        .fetch_spec(&private_ref, &platform)
+        .await
+        .expect_err("no helper");
     assert_eq!(err.kind(), ErrorKind::Auth);
     assert!(matches!(err, RegistryError::Credentials { .. }), "{err}");
     assert!(err.to_string().contains("config-"), "{err}");

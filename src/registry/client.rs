@@ -354,19 +354,37 @@ impl Client {
         image: &ResolvedImage,
     ) -> Result<Option<FetchedSpec>, RegistryError> {
         let list = self.list_on(ep, image).await?;
-        let Some(winner) = list.into_iter().next() else {
+        let repo = self.repo(ep, &image.reference);
+        // A tag schema index is kept by clients and can list an artifact whose manifest was
+        // deleted without updating it; such a stale entry is skipped, anything else is an error.
+        let mut found = None;
+        for candidate in list {
+            let what = format!("compatibility artifact {}", candidate.digest);
+            match repo
+                .get_manifest(
+                    &candidate.digest.to_string(),
+                    Some(&candidate.digest),
+                    media::OCI_MANIFEST,
+                    &what,
+                )
+                .await
+            {
+                Ok(m) => {
+                    found = Some((candidate, m));
+                    break;
+                }
+                Err(RegistryError::NotFound { .. })
+                    if candidate.discovery == Discovery::TagSchema =>
+                {
+                    tracing::warn!(artifact = %candidate.digest, "referrers index lists a missing artifact; skipped");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((mut winner, m)) = found else {
             return Ok(None);
         };
-        let repo = self.repo(ep, &image.reference);
-        let what = format!("compatibility artifact {}", winner.digest);
-        let m = repo
-            .get_manifest(
-                &winner.digest.to_string(),
-                Some(&winner.digest),
-                media::OCI_MANIFEST,
-                &what,
-            )
-            .await?;
+        winner.selected = true;
         let layer = check_artifact_manifest(
             &m.bytes,
             m.content_type.as_deref(),
