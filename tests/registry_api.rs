@@ -1,5 +1,7 @@
-//! The registry client against the in-process test registry: Referrers API and tag schema,
-//! artifact selection, content checks, auth, redirects, timeouts, errors and mirrors.
+//! The registry client against the in-process test registry (Referrers API path and more).
+//!
+//! Also: tag schema, artifact selection, content checks, auth, redirects, timeouts, errors and
+//! hosts.toml mirrors.
 
 mod support;
 
@@ -1083,4 +1085,41 @@ async fn stale_tag_schema_entries_are_skipped() {
         spec.artifact.created_raw.as_deref(),
         Some("2024-01-01T00:00:00Z")
     );
+}
+
+#[tokio::test]
+async fn oversized_artifact_manifest_descriptor_is_refused_before_fetching() {
+    let reg = TestRegistry::start_with(Behaviour {
+        referrers_api: false,
+        ..Behaviour::default()
+    })
+    .await;
+    let image = reg.push_image("app", Some("v1"), "linux", "amd64");
+    let a = artifact(&reg, &image, SPEC, Some("2024-01-01T00:00:00Z"));
+    let desc = reg.put_manifest("app", None, &a);
+    let mut entry = desc.clone();
+    entry["size"] = (64 * 1024 * 1024).into();
+    entry["artifactType"] = media::ARTIFACT_TYPE.into();
+    entry["annotations"] = a["annotations"].clone();
+    reg.add_to_tag_index("app", image["digest"].as_str().unwrap_or_default(), entry);
+    reg.clear_log();
+    let err = client_for(&reg)
+        .fetch_spec(&reference(&reg, "app:v1"), &amd64())
+        .await
+        .expect_err("too big");
+    assert!(
+        matches!(
+            err,
+            RegistryError::TooLarge {
+                seen_in: "descriptor",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let asked_for_it = reg.requests().iter().any(|l| {
+        l.path
+            .ends_with(desc["digest"].as_str().unwrap_or_default())
+    });
+    assert!(!asked_for_it);
 }

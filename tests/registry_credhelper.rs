@@ -1,4 +1,5 @@
 //! Docker credential helpers (`credHelpers`, `credsStore` -> `docker-credential-<name> get`).
+//!
 //! Its own test binary: it puts a fake helper on PATH, which is process-wide.
 
 mod support;

@@ -1,6 +1,7 @@
-//! The tag schema path against the real docker-registry 2.8 (no Referrers API) and the real oras
-//! CLI: artifacts attached by either are seen by the other, removals keep other referrers.
-//! Skipped, with a message, when integration/lib/install.sh cannot provide the binaries.
+//! The tag schema path against the real docker-registry 2.8 and the real oras CLI.
+//!
+//! Artifacts attached by either are seen by the other, removals keep other referrers. Skipped,
+//! with a message, when integration/lib/install.sh cannot provide the binaries.
 
 mod support;
 

@@ -1,6 +1,6 @@
-//! TLS to a registry: an unknown CA is refused, extra CA files (global or hosts.toml `ca`) and
-//! per-host skip-verify are honoured. The server is `openssl s_server -WWW` serving a manifest
-//! file; skipped when openssl is missing.
+//! TLS to a registry: unknown CAs refused, extra CA files and per-host skip-verify honoured.
+//!
+//! The server is `openssl s_server -WWW` serving a manifest file; skipped without openssl.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

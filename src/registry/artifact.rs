@@ -1,5 +1,4 @@
-//! The compatibility artifact: descriptors, which artifact wins, checking a fetched artifact
-//! manifest, and building one to attach.
+//! The compatibility artifact: descriptors, which one wins, checking and building its manifest.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,4 @@
-//! Registry authentication: where credentials come from, WWW-Authenticate challenges, and the
-//! token cache.
+//! Registry authentication: credential sources, WWW-Authenticate challenges, the token cache.
 //!
 //! Credential sources, first hit wins: explicit credentials for the registry's own server,
 //! docker's config.json (`auths` with `auth`/`identitytoken`, `credHelpers`, `credsStore`), then

@@ -109,6 +109,20 @@ impl Client {
         Ok(eps)
     }
 
+    /// Refuses a manifest whose descriptor is already over the cap, before asking for it.
+    fn check_manifest_size(&self, size: u64, what: &str) -> Result<(), RegistryError> {
+        let limit = self.t.cfg.max_manifest_bytes;
+        if size > limit {
+            return Err(RegistryError::TooLarge {
+                what: what.to_string(),
+                size,
+                limit,
+                seen_in: "descriptor",
+            });
+        }
+        Ok(())
+    }
+
     fn push_endpoint(&self, registry: &str) -> Result<HostEndpoint, RegistryError> {
         let mut eps = self.endpoints(registry, |c| c.push, "push")?;
         Ok(eps.remove(0))
@@ -292,6 +306,7 @@ impl Client {
         d: &Descriptor,
     ) -> Result<BTreeMap<String, String>, RegistryError> {
         let what = format!("compatibility artifact {}", d.digest);
+        self.check_manifest_size(d.size, &what)?;
         let m = repo
             .get_manifest(
                 &d.digest.to_string(),
@@ -360,6 +375,7 @@ impl Client {
         let mut found = None;
         for candidate in list {
             let what = format!("compatibility artifact {}", candidate.digest);
+            self.check_manifest_size(candidate.size, &what)?;
             match repo
                 .get_manifest(
                     &candidate.digest.to_string(),

@@ -1,4 +1,4 @@
-//! Media types, annotation keys and fixed values of the OCI specs and of NFD's compatibility artifact.
+//! Media types, annotation keys and fixed values of the OCI specs and NFD's artifact.
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -1,5 +1,7 @@
-//! OCI registry access for compatibility artifacts: references, resolve, referrers (API and tag
-//! schema), fetch/attach/remove of specs, auth, TLS/plain HTTP and containerd mirrors.
+//! OCI registry access for compatibility artifacts: resolve, referrers, fetch/attach/remove.
+//!
+//! Covers references, the Referrers API and the tag schema fallback, auth (docker config,
+//! helpers, tokens), TLS/plain HTTP per host and containerd hosts.toml mirrors.
 //!
 //! Decisions (see also each item's docs):
 //! - An image's artifacts are looked up on its platform manifest and on its index. The platform

@@ -1,5 +1,4 @@
-//! One registry operation each (manifest, blob, upload, delete, referrers) on one endpoint,
-//! with the digest checks and size caps every fetch gets.
+//! Single registry operations on one endpoint, each fetch digest-checked and size-capped.
 
 use oci_client::manifest::ImageIndexEntry;
 use reqwest::{Method, StatusCode, Url};

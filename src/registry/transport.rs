@@ -1,5 +1,4 @@
-//! HTTP to registries: per-host TLS clients, timeouts, the 401 challenge/token dance, redirects
-//! without leaking credentials, size-capped body reads, and mapping failures to errors.
+//! HTTP to registries: TLS per host, timeouts, auth challenges, redirects, capped reads, errors.
 //!
 //! This sits on reqwest directly rather than oci-client's `Client` because every call here needs
 //! something that client does not offer: a cap enforced before and while reading a body,

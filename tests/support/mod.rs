@@ -1,5 +1,5 @@
-//! Shared helpers of the integration tests: an in-process OCI registry and the real stack
-//! (docker-registry, oras) found through integration/lib/install.sh.
+//! Shared test helpers: an in-process OCI registry and the real docker-registry/oras stack.
+// Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
 pub mod oci_server;

@@ -1,6 +1,8 @@
-//! An in-process OCI registry for tests: blobs, uploads, manifests, tags, deletes, the Referrers
-//! API (artifactType filter, `OCI-Subject`, pagination), a bearer token service or Basic auth,
-//! and switches to misbehave (bad digests, oversized or redirected blobs, delays, odd errors).
+//! An in-process OCI registry for tests, with switches to make it misbehave.
+//!
+//! Blobs, uploads, manifests, tags, deletes, the Referrers API (artifactType filter,
+//! `OCI-Subject`, pagination), a bearer token service or Basic auth; misbehaviour: bad digests,
+//! oversized or redirected blobs, delays, odd errors, refused deletes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;

@@ -1,5 +1,7 @@
-//! The real registry stack for tests: docker-registry and oras from integration/lib/install.sh
-//! (prefix from `IMAGE_COMPAT_STACK` when set), a registry per test on a free loopback port.
+//! The real registry stack for tests: docker-registry and oras via integration/lib/install.sh.
+//!
+//! The prefix comes from `IMAGE_COMPAT_STACK` when set; each test gets its own registry on a
+//! free loopback port.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
