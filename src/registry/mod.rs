@@ -17,6 +17,20 @@
 //!
 //! Built on reqwest plus oci-client's types and reference parser; `transport` says why not on
 //! oci-client's HTTP client.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), image_compat::registry::RegistryError> {
+//! use image_compat::registry::{Client, ErrorKind, Platform, Reference, RegistryConfig};
+//! let client = Client::new(RegistryConfig::default())?;
+//! let image = Reference::parse("ghcr.io/org/app:1.0")?;
+//! match client.fetch_spec(&image, &Platform::host()).await {
+//!     Ok(Some(spec)) => println!("{} bytes from {}", spec.bytes.len(), spec.artifact.digest),
+//!     Ok(None) => println!("no compatibility artifact"),
+//!     Err(e) if e.kind() == ErrorKind::Timeout => println!("registry too slow: {e}"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
 
 mod artifact;
 mod auth;
