@@ -3,5 +3,6 @@
 pub mod check;
 pub mod features;
 pub mod policy;
+pub mod registry;
 pub mod rules;
 pub mod spec;

@@ -659,11 +659,11 @@ mod tests {
             "iommu_group/type",
             "true",
         ] {
-            let doc = format!("k: {}", scalar(s));
+            let doc = format!("k: {}", super::scalar(s));
             assert_eq!(scalar_text_of(&doc), s, "{doc}");
         }
-        assert_eq!(scalar("AVX"), "AVX");
-        assert_eq!(scalar("y"), "\"y\"");
+        assert_eq!(super::scalar("AVX"), "AVX");
+        assert_eq!(super::scalar("y"), "\"y\"");
     }
 
     fn scalar_text_of(doc: &str) -> String {

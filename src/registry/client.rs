@@ -1,0 +1,777 @@
+//! The registry client: resolve an image, list/fetch/attach/remove its compatibility artifacts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+use oci_client::manifest::OciImageIndex;
+
+use super::artifact::{
+    build_artifact_manifest, check_artifact_manifest, format_created, parse_created, rank,
+    ArtifactInfo, Descriptor, Discovery, ResolvedImage, SubjectKind,
+};
+use super::config::RegistryConfig;
+use super::error::{ContentCheck, RegistryError};
+use super::hosts::{self, Capabilities, HostEndpoint};
+use super::media;
+use super::ops::{ApiReferrers, Deleted, FetchedManifest, Repo};
+use super::platform::Platform;
+use super::reference::{Digest, Reference};
+use super::transport::Transport;
+
+/// A compatibility spec fetched from a registry.
+#[derive(Debug, Clone)]
+pub struct FetchedSpec {
+    /// The spec layer's bytes (YAML), digest-verified and size-capped.
+    pub bytes: Vec<u8>,
+    /// The artifact it came from (digest, created, subject, how it was found).
+    pub artifact: ArtifactInfo,
+    /// The spec layer's descriptor.
+    pub layer: Descriptor,
+    /// The image it belongs to.
+    pub image: ResolvedImage,
+    /// The registry host (server or mirror) that served it.
+    pub served_by: String,
+}
+
+/// What `attach_spec` writes besides the spec.
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    /// When the reference points at an index: attach to this platform's manifest instead of
+    /// the index. `None` attaches to what the reference points at, as `oras attach` does.
+    pub platform: Option<Platform>,
+    /// Manifest annotations. An `org.opencontainers.image.created` here (RFC 3339) is used
+    /// instead of the current time.
+    pub annotations: BTreeMap<String, String>,
+    /// `org.opencontainers.image.title` of the spec layer (oras puts the file name there).
+    pub file_name: Option<String>,
+}
+
+/// What `attach_spec` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    /// The artifact manifest's digest.
+    pub digest: Digest,
+    pub size: u64,
+    pub subject: Descriptor,
+    pub subject_kind: SubjectKind,
+    /// `ReferrersApi` when the registry indexed the subject itself (`OCI-Subject` header);
+    /// `TagSchema` when this client updated the `<alg>-<hex>` referrers index.
+    pub discovery: Discovery,
+    /// The `org.opencontainers.image.created` written.
+    pub created: String,
+}
+
+/// Which artifacts `remove_specs` deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveWhich {
+    /// One artifact, which must be a compatibility artifact of the image.
+    Artifact(Digest),
+    /// Every compatibility artifact `list_compat_artifacts` shows for the image.
+    All,
+}
+
+/// A registry client. Cheap to clone; clones share connections and tokens.
+#[derive(Clone)]
+pub struct Client {
+    t: Arc<Transport>,
+}
+
+impl Client {
+    /// Builds a client; fails on unusable local configuration (e.g. a bad CA file).
+    pub fn new(cfg: RegistryConfig) -> Result<Self, RegistryError> {
+        Ok(Client {
+            t: Arc::new(Transport::new(Arc::new(cfg))?),
+        })
+    }
+
+    pub fn config(&self) -> &RegistryConfig {
+        &self.t.cfg
+    }
+
+    fn endpoints(
+        &self,
+        registry: &str,
+        want: fn(&Capabilities) -> bool,
+        capability: &'static str,
+    ) -> Result<Vec<HostEndpoint>, RegistryError> {
+        // hosts.toml is read per call, like containerd: edits apply without a restart.
+        let eps: Vec<_> = hosts::endpoints(registry, &self.t.cfg)?
+            .into_iter()
+            .filter(|e| want(&e.capabilities))
+            .collect();
+        if eps.is_empty() {
+            return Err(RegistryError::NoEndpoint {
+                registry: registry.to_string(),
+                capability,
+            });
+        }
+        Ok(eps)
+    }
+
+    /// Refuses a manifest whose descriptor is already over the cap, before asking for it.
+    fn check_manifest_size(&self, size: u64, what: &str) -> Result<(), RegistryError> {
+        let limit = self.t.cfg.max_manifest_bytes;
+        if size > limit {
+            return Err(RegistryError::TooLarge {
+                what: what.to_string(),
+                size,
+                limit,
+                seen_in: "descriptor",
+            });
+        }
+        Ok(())
+    }
+
+    fn push_endpoint(&self, registry: &str) -> Result<HostEndpoint, RegistryError> {
+        let mut eps = self.endpoints(registry, |c| c.push, "push")?;
+        Ok(eps.remove(0))
+    }
+
+    fn repo<'a>(&'a self, ep: &'a HostEndpoint, r: &'a Reference) -> Repo<'a> {
+        Repo {
+            t: &self.t,
+            ep,
+            registry: r.registry(),
+            repo: r.repository(),
+        }
+    }
+
+    /// Resolves a reference to its index (if any) and the manifest for `platform`. Tags are
+    /// resolved on hosts with the resolve capability, digests on hosts with pull, mirrors first.
+    pub async fn resolve(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, RegistryError> {
+        let by_digest = reference.digest().is_some();
+        let eps = if by_digest {
+            self.endpoints(reference.registry(), |c| c.pull, "pull")?
+        } else {
+            self.endpoints(reference.registry(), |c| c.resolve, "resolve")?
+        };
+        let mut last = None;
+        for ep in &eps {
+            match self.resolve_on(ep, reference, platform).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    tracing::debug!(host = %ep.host, error = %e, "resolve failed on this host");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(RegistryError::NoEndpoint {
+            registry: reference.registry().to_string(),
+            capability: "resolve",
+        }))
+    }
+
+    async fn resolve_on(
+        &self,
+        ep: &HostEndpoint,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, RegistryError> {
+        let repo = self.repo(ep, reference);
+        let what = format!("manifest of {reference}");
+        let m = repo
+            .get_manifest(
+                &reference.manifest_ref(),
+                reference.digest(),
+                media::MANIFEST_ACCEPT,
+                &what,
+            )
+            .await?;
+        let media_type = manifest_media_type(&m).ok_or_else(|| RegistryError::InvalidContent {
+            what: what.clone(),
+            check: ContentCheck::ManifestMediaType,
+            detail: "neither an index nor an image manifest".into(),
+        })?;
+        let target = Descriptor::new(&media_type, m.digest.clone(), m.bytes.len() as u64);
+        if media::is_manifest(&media_type) {
+            return Ok(ResolvedImage {
+                reference: reference.clone(),
+                index: None,
+                manifest: target,
+                platform: None,
+            });
+        }
+        if !media::is_index(&media_type) {
+            return Err(RegistryError::InvalidContent {
+                what,
+                check: ContentCheck::ManifestMediaType,
+                detail: format!("{media_type} is neither an index nor an image manifest"),
+            });
+        }
+        let (manifest, found) = select_platform(&m, platform, reference)?;
+        Ok(ResolvedImage {
+            reference: reference.clone(),
+            index: Some(target),
+            manifest,
+            platform: Some(found),
+        })
+    }
+
+    /// All compatibility artifacts of the image, on its platform manifest and on its index,
+    /// in precedence order, the one `fetch_spec` would use marked `selected`. The first host
+    /// (mirrors, then server) that lists any answers; otherwise the last host's answer stands.
+    pub async fn list_compat_artifacts(
+        &self,
+        image: &ResolvedImage,
+    ) -> Result<Vec<ArtifactInfo>, RegistryError> {
+        let r = &image.reference;
+        let eps = self.endpoints(r.registry(), |c| c.resolve, "resolve")?;
+        let mut last = Ok(Vec::new());
+        for ep in &eps {
+            match self.list_on(ep, image).await {
+                Ok(list) if !list.is_empty() => return Ok(list),
+                other => {
+                    if let Err(e) = &other {
+                        tracing::debug!(host = %ep.host, error = %e, "listing referrers failed on this host");
+                    }
+                    last = other;
+                }
+            }
+        }
+        last
+    }
+
+    /// The artifacts of both subjects on one host, ranked.
+    async fn list_on(
+        &self,
+        ep: &HostEndpoint,
+        image: &ResolvedImage,
+    ) -> Result<Vec<ArtifactInfo>, RegistryError> {
+        let repo = self.repo(ep, &image.reference);
+        let on_manifest = self.list_subject(&repo, SubjectKind::PlatformManifest, &image.manifest);
+        let on_index = async {
+            match &image.index {
+                Some(i) => self.list_subject(&repo, SubjectKind::Index, i).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (a, b) = tokio::join!(on_manifest, on_index);
+        let mut all = a?;
+        all.extend(b?);
+        rank(&mut all);
+        Ok(all)
+    }
+
+    async fn list_subject(
+        &self,
+        repo: &Repo<'_>,
+        kind: SubjectKind,
+        subject: &Descriptor,
+    ) -> Result<Vec<ArtifactInfo>, RegistryError> {
+        let what = format!("referrers of {}", subject.digest);
+        let (descriptors, discovery) = match repo
+            .referrers_api(&subject.digest, media::ARTIFACT_TYPE)
+            .await?
+        {
+            ApiReferrers::Supported(entries) => (
+                entries
+                    .iter()
+                    .map(|e| Descriptor::from_entry(e, &what))
+                    .collect::<Result<Vec<_>, _>>()?,
+                Discovery::ReferrersApi,
+            ),
+            ApiReferrers::Unsupported => {
+                let entries = match repo.referrers_tag(&subject.digest).await? {
+                    Some((_, index)) => compat_entries(&index, &what)?,
+                    None => Vec::new(),
+                };
+                (entries, Discovery::TagSchema)
+            }
+        };
+        let mut out = Vec::with_capacity(descriptors.len());
+        for mut d in descriptors {
+            if d.annotations.is_empty() {
+                // Some registries list referrers without their annotations; the creation time
+                // decides which artifact wins, so read it from the manifest.
+                d.annotations = self.manifest_annotations(repo, &d).await?;
+            }
+            out.push(ArtifactInfo::new(
+                d,
+                kind,
+                subject.digest.clone(),
+                discovery,
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn manifest_annotations(
+        &self,
+        repo: &Repo<'_>,
+        d: &Descriptor,
+    ) -> Result<BTreeMap<String, String>, RegistryError> {
+        let what = format!("compatibility artifact {}", d.digest);
+        self.check_manifest_size(d.size, &what)?;
+        let m = repo
+            .get_manifest(
+                &d.digest.to_string(),
+                Some(&d.digest),
+                media::OCI_MANIFEST,
+                &what,
+            )
+            .await?;
+        #[derive(serde::Deserialize)]
+        struct Annotated {
+            #[serde(default)]
+            annotations: BTreeMap<String, String>,
+        }
+        let a: Annotated =
+            serde_json::from_slice(&m.bytes).map_err(|e| RegistryError::InvalidContent {
+                what,
+                check: ContentCheck::Json,
+                detail: e.to_string(),
+            })?;
+        Ok(a.annotations)
+    }
+
+    /// Resolves the reference and fetches its compatibility spec. `Ok(None)`: the image has no
+    /// compatibility artifact (errors, including a missing image, are `Err`).
+    pub async fn fetch_spec(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Option<FetchedSpec>, RegistryError> {
+        let image = self.resolve(reference, platform).await?;
+        self.fetch_spec_for(&image).await
+    }
+
+    /// Fetches the compatibility spec of an already resolved image: the winning artifact (see
+    /// `list_compat_artifacts`), its manifest checked and its spec layer read.
+    pub async fn fetch_spec_for(
+        &self,
+        image: &ResolvedImage,
+    ) -> Result<Option<FetchedSpec>, RegistryError> {
+        let r = &image.reference;
+        let eps = self.endpoints(r.registry(), |c| c.resolve, "resolve")?;
+        let mut last = Ok(None);
+        for ep in &eps {
+            match self.fetch_on(ep, image).await {
+                Ok(Some(spec)) => return Ok(Some(spec)),
+                other => {
+                    if let Err(e) = &other {
+                        tracing::debug!(host = %ep.host, error = %e, "fetching the spec failed on this host");
+                    }
+                    last = other;
+                }
+            }
+        }
+        last
+    }
+
+    async fn fetch_on(
+        &self,
+        ep: &HostEndpoint,
+        image: &ResolvedImage,
+    ) -> Result<Option<FetchedSpec>, RegistryError> {
+        let list = self.list_on(ep, image).await?;
+        let repo = self.repo(ep, &image.reference);
+        // A tag schema index is kept by clients and can list an artifact whose manifest was
+        // deleted without updating it; such a stale entry is skipped, anything else is an error.
+        let mut found = None;
+        for candidate in list {
+            let what = format!("compatibility artifact {}", candidate.digest);
+            self.check_manifest_size(candidate.size, &what)?;
+            match repo
+                .get_manifest(
+                    &candidate.digest.to_string(),
+                    Some(&candidate.digest),
+                    media::OCI_MANIFEST,
+                    &what,
+                )
+                .await
+            {
+                Ok(m) => {
+                    found = Some((candidate, m));
+                    break;
+                }
+                Err(RegistryError::NotFound { .. })
+                    if candidate.discovery == Discovery::TagSchema =>
+                {
+                    tracing::warn!(artifact = %candidate.digest, "referrers index lists a missing artifact; skipped");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((mut winner, m)) = found else {
+            return Ok(None);
+        };
+        winner.selected = true;
+        let layer = check_artifact_manifest(
+            &m.bytes,
+            m.content_type.as_deref(),
+            &m.digest,
+            &winner.subject,
+        )?;
+        let bytes = repo
+            .get_blob(
+                &layer.digest,
+                layer.size,
+                self.t.cfg.max_spec_bytes,
+                &format!("spec layer {} of {}", layer.digest, winner.digest),
+            )
+            .await?;
+        tracing::debug!(
+            image = %image.reference,
+            artifact = %winner.digest,
+            subject = %winner.subject,
+            host = %ep.host,
+            "fetched compatibility spec"
+        );
+        Ok(Some(FetchedSpec {
+            bytes,
+            artifact: winner,
+            layer,
+            image: image.clone(),
+            served_by: ep.host.clone(),
+        }))
+    }
+
+    /// Attaches `spec` (YAML bytes, validated by the caller) to the image: pushes the empty
+    /// config, the spec layer and an artifact manifest with `subject`; when the registry does
+    /// not index the subject itself, adds the artifact to the referrers tag schema index,
+    /// keeping the other referrers in it.
+    pub async fn attach_spec(
+        &self,
+        reference: &Reference,
+        spec: &[u8],
+        opts: &AttachOptions,
+    ) -> Result<Attached, RegistryError> {
+        let ep = self.push_endpoint(reference.registry())?;
+        let repo = self.repo(&ep, reference);
+        let what = format!("manifest of {reference}");
+        let target = repo
+            .get_manifest(
+                &reference.manifest_ref(),
+                reference.digest(),
+                media::MANIFEST_ACCEPT,
+                &what,
+            )
+            .await?;
+        let media_type =
+            manifest_media_type(&target).ok_or_else(|| RegistryError::InvalidContent {
+                what: what.clone(),
+                check: ContentCheck::ManifestMediaType,
+                detail: "neither an index nor an image manifest".into(),
+            })?;
+        let target_desc = Descriptor::new(
+            &media_type,
+            target.digest.clone(),
+            target.bytes.len() as u64,
+        );
+        let (subject, subject_kind) = match (&opts.platform, media::is_index(&media_type)) {
+            (Some(p), true) => (
+                select_platform(&target, p, reference)?.0,
+                SubjectKind::PlatformManifest,
+            ),
+            (_, true) => (target_desc, SubjectKind::Index),
+            (_, false) => (target_desc, SubjectKind::PlatformManifest),
+        };
+
+        let mut annotations = opts.annotations.clone();
+        let created = match annotations.get(media::ANNOTATION_CREATED) {
+            Some(c) if parse_created(c).is_some() => c.clone(),
+            Some(c) => {
+                return Err(RegistryError::InvalidInput {
+                    what: format!("annotation {}", media::ANNOTATION_CREATED),
+                    reason: format!("{c:?} is not an RFC 3339 time"),
+                })
+            }
+            // Sub-second precision keeps two attaches in one second in order (Go's RFC 3339
+            // parse, used by NFD, accepts the fraction).
+            None => format_created(Utc::now()),
+        };
+        annotations.insert(media::ANNOTATION_CREATED.to_string(), created.clone());
+
+        let empty = Digest::sha256_of(media::EMPTY_JSON);
+        repo.push_blob(media::EMPTY_JSON, &empty).await?;
+        let spec_digest = Digest::sha256_of(spec);
+        repo.push_blob(spec, &spec_digest).await?;
+        let mut layer = Descriptor::new(media::SPEC_LAYER, spec_digest, spec.len() as u64);
+        if let Some(name) = &opts.file_name {
+            layer
+                .annotations
+                .insert(media::ANNOTATION_TITLE.to_string(), name.clone());
+        }
+        let manifest = build_artifact_manifest(&subject, &layer, &annotations);
+        let digest = Digest::sha256_of(&manifest);
+        let oci_subject = repo
+            .put_manifest(&digest.to_string(), &manifest, media::OCI_MANIFEST)
+            .await?;
+        let discovery = if oci_subject.is_some() {
+            Discovery::ReferrersApi
+        } else {
+            let entry = Descriptor {
+                media_type: media::OCI_MANIFEST.to_string(),
+                digest: digest.clone(),
+                size: manifest.len() as u64,
+                artifact_type: Some(media::ARTIFACT_TYPE.to_string()),
+                annotations: annotations.clone(),
+            };
+            update_tag_index(&repo, &subject.digest, Some(&entry), &BTreeSet::new()).await?;
+            Discovery::TagSchema
+        };
+        tracing::info!(image = %reference, artifact = %digest, subject = %subject.digest, ?discovery, "attached compatibility spec");
+        Ok(Attached {
+            digest,
+            size: manifest.len() as u64,
+            subject,
+            subject_kind,
+            discovery,
+            created,
+        })
+    }
+
+    /// Deletes compatibility artifacts of the image (never the image, never other referrers)
+    /// and removes them from the referrers tag schema index where the registry has no API.
+    /// Returns the digests deleted.
+    pub async fn remove_specs(
+        &self,
+        image: &ResolvedImage,
+        which: &RemoveWhich,
+    ) -> Result<Vec<Digest>, RegistryError> {
+        let r = &image.reference;
+        let ep = self.push_endpoint(r.registry())?;
+        let list = self.list_on(&ep, image).await?;
+        let targets: Vec<&ArtifactInfo> = match which {
+            RemoveWhich::All => list.iter().collect(),
+            RemoveWhich::Artifact(d) => {
+                let t: Vec<_> = list.iter().filter(|a| &a.digest == d).collect();
+                if t.is_empty() {
+                    return Err(RegistryError::NotAnArtifactOfImage {
+                        image: r.to_string(),
+                        detail: format!(
+                            "{d} is not a compatibility artifact of this image (it has {})",
+                            if list.is_empty() {
+                                "none".to_string()
+                            } else {
+                                list.iter()
+                                    .map(|a| a.digest.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            }
+                        ),
+                    });
+                }
+                t
+            }
+        };
+        let repo = self.repo(&ep, r);
+        let mut removed: Vec<&ArtifactInfo> = Vec::new();
+        let mut failure = None;
+        for a in targets {
+            match repo.delete_manifest(&a.digest).await {
+                Ok(Deleted::Yes) => removed.push(a),
+                Ok(Deleted::WasMissing) => {
+                    tracing::info!(artifact = %a.digest, "artifact manifest already gone; fixing the index only");
+                    removed.push(a);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // Whatever was deleted leaves the tag schema index even if a later delete failed, so the
+        // index never lists manifests that no longer exist.
+        let mut by_subject: BTreeMap<&Digest, BTreeSet<Digest>> = BTreeMap::new();
+        for a in removed
+            .iter()
+            .filter(|a| a.discovery == Discovery::TagSchema)
+        {
+            by_subject
+                .entry(&a.subject)
+                .or_default()
+                .insert(a.digest.clone());
+        }
+        for (subject, digests) in by_subject {
+            update_tag_index(&repo, subject, None, &digests).await?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let digests: Vec<Digest> = removed.iter().map(|a| a.digest.clone()).collect();
+        tracing::info!(image = %r, removed = digests.len(), "removed compatibility specs");
+        Ok(digests)
+    }
+}
+
+/// Adds `add` to and removes `remove` from the tag schema index of `subject`, keeping every
+/// other entry as it is. An index left empty is deleted rather than pushed empty, as oras does
+/// (its manifest is deleted by digest, which drops the tag). The superseded index manifest is
+/// deleted after a rewrite, as oras does, so it does not linger untagged.
+async fn update_tag_index(
+    repo: &Repo<'_>,
+    subject: &Digest,
+    add: Option<&Descriptor>,
+    remove: &BTreeSet<Digest>,
+) -> Result<(), RegistryError> {
+    let tag = subject.referrers_tag();
+    let old = repo.referrers_tag(subject).await?;
+    let (old_digest, mut index) = match old {
+        Some((m, v)) => (Some(m.digest), v),
+        None => (
+            None,
+            serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}),
+        ),
+    };
+    let entries = index
+        .get_mut("manifests")
+        .and_then(|m| m.as_array_mut())
+        .ok_or_else(|| RegistryError::InvalidContent {
+            what: format!("referrers index {tag}"),
+            check: ContentCheck::ReferrersIndex,
+            detail: "no manifests list".into(),
+        })?;
+    let entry_digest = |v: &serde_json::Value| {
+        v.get("digest")
+            .and_then(|d| d.as_str())
+            .and_then(|d| Digest::parse(d).ok())
+    };
+    let before = entries.len();
+    entries.retain(|e| !entry_digest(e).is_some_and(|d| remove.contains(&d)));
+    let mut changed = entries.len() != before;
+    if let Some(a) = add {
+        if !entries
+            .iter()
+            .any(|e| entry_digest(e).as_ref() == Some(&a.digest))
+        {
+            entries.push(a.to_json());
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(());
+    }
+    if entries.is_empty() {
+        if let Some(old) = &old_digest {
+            match repo.delete_manifest(old).await {
+                Ok(_) => return Ok(()),
+                Err(RegistryError::DeleteRefused { .. }) => {
+                    // Cannot drop the tag: an empty index is the next best truthful answer.
+                    tracing::warn!(tag = %tag, "registry refuses deletes; pushing an empty referrers index");
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            return Ok(());
+        }
+    }
+    let bytes = serde_json::to_vec(&index).map_err(|e| RegistryError::InvalidInput {
+        what: "referrers index".into(),
+        reason: e.to_string(),
+    })?;
+    repo.put_manifest(&tag, &bytes, media::OCI_INDEX).await?;
+    if let Some(old) = old_digest {
+        if old != Digest::sha256_of(&bytes) {
+            if let Err(e) = repo.delete_manifest(&old).await {
+                // Only garbage is left behind; the tag already points at the new index.
+                tracing::warn!(tag = %tag, old = %old, error = %e, "could not delete the superseded referrers index");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The entries of a referrers index that are compatibility artifacts.
+fn compat_entries(index: &serde_json::Value, what: &str) -> Result<Vec<Descriptor>, RegistryError> {
+    let Some(entries) = index.get("manifests").and_then(|m| m.as_array()) else {
+        return Ok(Vec::new());
+    };
+    entries
+        .iter()
+        .filter(|e| e.get("artifactType").and_then(|a| a.as_str()) == Some(media::ARTIFACT_TYPE))
+        .map(|e| {
+            let entry: oci_client::manifest::ImageIndexEntry = serde_json::from_value(e.clone())
+                .map_err(|err| RegistryError::InvalidContent {
+                    what: what.to_string(),
+                    check: ContentCheck::Descriptor,
+                    detail: err.to_string(),
+                })?;
+            Descriptor::from_entry(&entry, what)
+        })
+        .collect()
+}
+
+/// The media type of a fetched manifest: its `mediaType`, else the Content-Type, else its shape.
+fn manifest_media_type(m: &FetchedManifest) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+        layers: Option<serde::de::IgnoredAny>,
+    }
+    let probe: Probe = serde_json::from_slice(&m.bytes).ok()?;
+    if let Some(mt) = probe.media_type {
+        return Some(mt);
+    }
+    if let Some(ct) = &m.content_type {
+        if media::is_index(ct) || media::is_manifest(ct) {
+            return Some(ct.clone());
+        }
+    }
+    if probe.manifests.is_some() {
+        Some(media::OCI_INDEX.to_string())
+    } else if probe.layers.is_some() {
+        Some(media::OCI_MANIFEST.to_string())
+    } else {
+        None
+    }
+}
+
+/// Picks the index entry for `platform` (skipping attestation manifests).
+fn select_platform(
+    index: &FetchedManifest,
+    platform: &Platform,
+    reference: &Reference,
+) -> Result<(Descriptor, Platform), RegistryError> {
+    let what = format!("index of {reference}");
+    let parsed: OciImageIndex =
+        serde_json::from_slice(&index.bytes).map_err(|e| RegistryError::InvalidContent {
+            what: what.clone(),
+            check: ContentCheck::Json,
+            detail: e.to_string(),
+        })?;
+    let mut available = Vec::new();
+    let mut best: Option<(u8, &oci_client::manifest::ImageIndexEntry, Platform)> = None;
+    for entry in &parsed.manifests {
+        let is_attestation = entry
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("vnd.docker.reference.type"))
+            .is_some_and(|t| t == "attestation-manifest");
+        let Some(p) = &entry.platform else { continue };
+        let p = Platform::new(
+            &p.os.to_string(),
+            &p.architecture.to_string(),
+            p.variant.as_deref(),
+        );
+        if is_attestation || !media::is_manifest(&entry.media_type) {
+            continue;
+        }
+        available.push(p.to_string());
+        if platform.matches(&p) {
+            let rank = platform.rank(&p);
+            if best.as_ref().is_none_or(|(r, _, _)| rank < *r) {
+                best = Some((rank, entry, p));
+            }
+        }
+    }
+    match best {
+        Some((_, entry, p)) => Ok((Descriptor::from_entry(entry, &what)?, p)),
+        None => Err(RegistryError::NoMatchingPlatform {
+            image: reference.to_string(),
+            platform: platform.to_string(),
+            available: if available.is_empty() {
+                "none".into()
+            } else {
+                available.join(", ")
+            },
+        }),
+    }
+}

@@ -1,0 +1,441 @@
+//! The tag schema path against the real docker-registry 2.8 and the real oras CLI.
+//!
+//! Artifacts attached by either are seen by the other, removals keep other referrers. Skipped,
+//! with a message, when integration/lib/install.sh cannot provide the binaries.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use image_compat::registry::{
+    media, AttachOptions, Client, Discovery, ErrorKind, Platform, Reference, RegistryConfig,
+    RemoveWhich, SubjectKind,
+};
+use support::stack::{stack, DockerRegistry, Oras};
+
+const SPEC: &str = "version: v1alpha1\ncompatibilities:\n- description: needs avx\n  rules: []\n";
+const SIGNATURE_TYPE: &str = "application/vnd.example.signature.v1";
+
+struct Env {
+    reg: DockerRegistry,
+    oras: Oras,
+    work: tempfile::TempDir,
+    client: Client,
+}
+
+fn env() -> Option<Env> {
+    let stack = stack()?;
+    let reg = DockerRegistry::start(stack);
+    let client = Client::new(RegistryConfig {
+        plain_http: vec![reg.host.clone()],
+        request_timeout: Duration::from_secs(10),
+        ..RegistryConfig::without_credential_files()
+    })
+    .expect("client");
+    Some(Env {
+        oras: Oras::new(stack),
+        work: tempfile::tempdir().expect("tempdir"),
+        client,
+        reg,
+    })
+}
+
+impl Env {
+    fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    fn r(&self, name: &str) -> String {
+        format!("{}/{name}", self.reg.host)
+    }
+
+    fn reference(&self, name: &str) -> Reference {
+        Reference::parse(&self.r(name)).expect("reference")
+    }
+
+    fn oras(&self, args: &[&str]) -> String {
+        self.oras.run(args, self.dir())
+    }
+
+    /// Pushes a one-layer linux image with oras; returns its manifest digest.
+    fn push_image(&self, name: &str, arch: &str) -> String {
+        let config = format!("config-{arch}.json");
+        std::fs::write(
+            self.dir().join(&config),
+            format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#),
+        )
+        .expect("write");
+        let layer = format!("layer-{arch}.txt");
+        std::fs::write(self.dir().join(&layer), format!("files for {arch}\n")).expect("write");
+        self.oras(&[
+            "push",
+            "--plain-http",
+            &self.r(name),
+            "--config",
+            &format!("{config}:application/vnd.oci.image.config.v1+json"),
+            &format!("{layer}:application/vnd.oci.image.layer.v1.tar"),
+        ]);
+        self.digest_of(name)
+    }
+
+    fn digest_of(&self, name: &str) -> String {
+        let desc = self.oras.run_json(
+            &[
+                "manifest",
+                "fetch",
+                "--plain-http",
+                "--descriptor",
+                &self.r(name),
+            ],
+            self.dir(),
+        );
+        desc["digest"].as_str().expect("digest").to_string()
+    }
+
+    /// `oras attach` of a file with an artifact type and layer media type.
+    fn oras_attach(
+        &self,
+        name: &str,
+        artifact_type: &str,
+        file: &str,
+        content: &str,
+        layer_type: &str,
+    ) {
+        std::fs::write(self.dir().join(file), content).expect("write");
+        self.oras(&[
+            "attach",
+            "--plain-http",
+            "--artifact-type",
+            artifact_type,
+            &self.r(name),
+            &format!("{file}:{layer_type}"),
+        ]);
+    }
+
+    /// (digest, artifactType) of the referrers `oras discover` lists.
+    fn discover(&self, name: &str) -> Vec<(String, String)> {
+        let out = self.oras.run_json(
+            &[
+                "discover",
+                "--plain-http",
+                "--format",
+                "json",
+                &self.r(name),
+            ],
+            self.dir(),
+        );
+        out["referrers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        (
+                            r["digest"].as_str().unwrap_or_default().to_string(),
+                            r["artifactType"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn amd64() -> Platform {
+    Platform::parse("linux/amd64").expect("platform")
+}
+
+#[tokio::test]
+async fn spec_attached_by_oras_is_found() {
+    let Some(env) = env() else { return };
+    let image = env.push_image("app:v1", "amd64");
+    env.oras_attach(
+        "app:v1",
+        media::ARTIFACT_TYPE,
+        "spec.yaml",
+        SPEC,
+        media::SPEC_LAYER,
+    );
+
+    let spec = env
+        .client
+        .fetch_spec(&env.reference("app:v1"), &amd64())
+        .await
+        .expect("fetch")
+        .expect("the oras-attached spec");
+    assert_eq!(spec.bytes, SPEC.as_bytes());
+    assert_eq!(spec.artifact.discovery, Discovery::TagSchema);
+    assert_eq!(spec.artifact.subject.to_string(), image);
+    assert_eq!(spec.artifact.subject_kind, SubjectKind::PlatformManifest);
+    assert!(
+        spec.artifact.created.is_some(),
+        "oras sets the created annotation"
+    );
+    assert_eq!(
+        spec.layer
+            .annotations
+            .get(media::ANNOTATION_TITLE)
+            .map(String::as_str),
+        Some("spec.yaml")
+    );
+}
+
+#[tokio::test]
+async fn spec_attached_by_client_is_seen_by_oras_and_removal_keeps_other_referrers() {
+    let Some(env) = env() else { return };
+    let image = env.push_image("app:v1", "amd64");
+    env.oras_attach(
+        "app:v1",
+        SIGNATURE_TYPE,
+        "sig.txt",
+        "signed\n",
+        "application/octet-stream",
+    );
+    let signature = env.discover("app:v1");
+    assert_eq!(signature.len(), 1);
+
+    let r = env.reference("app:v1");
+    let attached = env
+        .client
+        .attach_spec(&r, SPEC.as_bytes(), &AttachOptions::default())
+        .await
+        .expect("attach");
+    assert_eq!(attached.discovery, Discovery::TagSchema);
+    let mut seen = env.discover("app:v1");
+    seen.sort();
+    let mut expected = vec![
+        signature[0].clone(),
+        (
+            attached.digest.to_string(),
+            media::ARTIFACT_TYPE.to_string(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected, "oras discover lists both referrers");
+
+    let manifest = env.oras.run_json(
+        &[
+            "manifest",
+            "fetch",
+            "--plain-http",
+            &env.r(&format!("app@{}", attached.digest)),
+        ],
+        env.dir(),
+    );
+    assert_eq!(manifest["artifactType"], media::ARTIFACT_TYPE);
+    assert_eq!(manifest["config"]["mediaType"], media::EMPTY_CONFIG);
+    assert_eq!(manifest["subject"]["digest"], image.as_str());
+    assert_eq!(manifest["layers"][0]["mediaType"], media::SPEC_LAYER);
+
+    let resolved = env.client.resolve(&r, &amd64()).await.expect("resolve");
+    let removed = env
+        .client
+        .remove_specs(&resolved, &RemoveWhich::All)
+        .await
+        .expect("remove");
+    assert_eq!(removed, vec![attached.digest.clone()]);
+    assert_eq!(
+        env.discover("app:v1"),
+        signature,
+        "only the signature is left"
+    );
+    assert!(env
+        .client
+        .fetch_spec(&r, &amd64())
+        .await
+        .expect("fetch")
+        .is_none());
+    let gone = env.oras.try_run(
+        &[
+            "manifest",
+            "fetch",
+            "--plain-http",
+            &env.r(&format!("app@{}", attached.digest)),
+        ],
+        env.dir(),
+    );
+    assert!(!gone.status.success(), "the artifact manifest is deleted");
+    // The image and the signature are untouched.
+    assert_eq!(env.digest_of("app:v1"), image);
+    env.oras(&[
+        "manifest",
+        "fetch",
+        "--plain-http",
+        &env.r(&format!("app@{}", signature[0].0)),
+    ]);
+}
+
+#[tokio::test]
+async fn specs_from_both_tools_share_the_index_and_the_newest_wins() {
+    let Some(env) = env() else { return };
+    env.push_image("app:v1", "amd64");
+    env.oras_attach(
+        "app:v1",
+        media::ARTIFACT_TYPE,
+        "spec.yaml",
+        "from: oras\n",
+        media::SPEC_LAYER,
+    );
+    // oras truncates created to whole seconds, ours keeps the fraction: ours is newer.
+    let r = env.reference("app:v1");
+    let ours = env
+        .client
+        .attach_spec(&r, b"from: image-compat\n", &AttachOptions::default())
+        .await
+        .expect("attach");
+    let resolved = env.client.resolve(&r, &amd64()).await.expect("resolve");
+    let list = env
+        .client
+        .list_compat_artifacts(&resolved)
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].digest, ours.digest);
+    assert!(list[0].selected && !list[1].selected);
+    let spec = env
+        .client
+        .fetch_spec(&r, &amd64())
+        .await
+        .expect("fetch")
+        .expect("spec");
+    assert_eq!(spec.bytes, b"from: image-compat\n");
+
+    // Removing ours by digest leaves the oras one in the index.
+    env.client
+        .remove_specs(&resolved, &RemoveWhich::Artifact(ours.digest.clone()))
+        .await
+        .expect("remove");
+    let spec = env
+        .client
+        .fetch_spec(&r, &amd64())
+        .await
+        .expect("fetch")
+        .expect("spec");
+    assert_eq!(spec.bytes, b"from: oras\n");
+    assert_eq!(env.discover("app:v1").len(), 1);
+}
+
+#[tokio::test]
+async fn removing_the_last_referrer_drops_the_fallback_tag_like_oras() {
+    let Some(env) = env() else { return };
+    let image = env.push_image("app:v1", "amd64");
+    let r = env.reference("app:v1");
+    env.client
+        .attach_spec(&r, SPEC.as_bytes(), &AttachOptions::default())
+        .await
+        .expect("attach");
+    let fallback_tag = image.replace(':', "-");
+    let tags = env.oras(&["repo", "tags", "--plain-http", &env.r("app")]);
+    assert!(tags.lines().any(|t| t == fallback_tag), "{tags}");
+    let resolved = env.client.resolve(&r, &amd64()).await.expect("resolve");
+    env.client
+        .remove_specs(&resolved, &RemoveWhich::All)
+        .await
+        .expect("remove");
+    let tags = env.oras(&["repo", "tags", "--plain-http", &env.r("app")]);
+    assert_eq!(tags.lines().collect::<Vec<_>>(), vec!["v1"]);
+    assert!(env.discover("app:v1").is_empty());
+}
+
+#[tokio::test]
+async fn multi_arch_index_artifacts_on_index_and_platform() {
+    let Some(env) = env() else { return };
+    let amd = env.push_image("app:linux-amd64", "amd64");
+    let arm = env.push_image("app:linux-arm64", "arm64");
+    env.oras(&[
+        "manifest",
+        "index",
+        "create",
+        "--plain-http",
+        &env.r("app:v1"),
+        "linux-amd64",
+        "linux-arm64",
+    ]);
+    let index = env.digest_of("app:v1");
+    env.oras_attach(
+        "app:v1",
+        media::ARTIFACT_TYPE,
+        "spec.yaml",
+        "on: index\n",
+        media::SPEC_LAYER,
+    );
+
+    let r = env.reference("app:v1");
+    let arm64 = Platform::parse("linux/arm64").expect("platform");
+    let attached = env
+        .client
+        .attach_spec(
+            &r,
+            b"on: arm64\n",
+            &AttachOptions {
+                platform: Some(arm64.clone()),
+                ..AttachOptions::default()
+            },
+        )
+        .await
+        .expect("attach");
+    assert_eq!(attached.subject.digest.to_string(), arm);
+    let on_arm = env.discover(&format!("app@{arm}"));
+    assert_eq!(
+        on_arm,
+        vec![(
+            attached.digest.to_string(),
+            media::ARTIFACT_TYPE.to_string()
+        )]
+    );
+
+    let spec = env
+        .client
+        .fetch_spec(&r, &amd64())
+        .await
+        .expect("fetch")
+        .expect("spec");
+    assert_eq!(spec.bytes, b"on: index\n");
+    assert_eq!(spec.artifact.subject_kind, SubjectKind::Index);
+    assert_eq!(spec.artifact.subject.to_string(), index);
+    assert_eq!(spec.image.manifest.digest.to_string(), amd);
+
+    let spec = env
+        .client
+        .fetch_spec(&r, &arm64)
+        .await
+        .expect("fetch")
+        .expect("spec");
+    assert_eq!(spec.bytes, b"on: arm64\n");
+    assert_eq!(spec.artifact.subject_kind, SubjectKind::PlatformManifest);
+
+    let resolved = env.client.resolve(&r, &arm64).await.expect("resolve");
+    let list = env
+        .client
+        .list_compat_artifacts(&resolved)
+        .await
+        .expect("list");
+    let kinds: Vec<_> = list.iter().map(|a| (a.subject_kind, a.selected)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (SubjectKind::PlatformManifest, true),
+            (SubjectKind::Index, false)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stopped_registry_is_a_clear_transport_error() {
+    let Some(env) = env() else { return };
+    env.push_image("app:v1", "amd64");
+    let r = env.reference("app:v1");
+    let Env { reg, client, .. } = env;
+    drop(reg);
+    let err = client
+        .fetch_spec(&r, &amd64())
+        .await
+        .expect_err("registry is down");
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Connection refused") || msg.contains("connect"),
+        "{msg}"
+    );
+    assert!(msg.contains(r.registry()), "{msg}");
+}
