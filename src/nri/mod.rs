@@ -39,7 +39,9 @@ pub enum NriError {
     InvalidIndex(String),
     #[error("invalid pre-connected socket {ENV_PLUGIN_SOCKET}={0}: {1}")]
     BadSocketFd(String, String),
-    #[error("the runtime closed the pre-connected socket before configuring the plugin: {0}")]
+    #[error("cannot use the connected socket: {0}")]
+    Socket(String),
+    #[error("the runtime closed the connection before configuring the plugin: {0}")]
     NotConfigured(String),
     #[error(transparent)]
     Mux(#[from] mux::MuxError),

@@ -98,6 +98,8 @@ struct Shared {
     next_token: AtomicU64,
     frames: mpsc::Sender<Vec<u8>>,
     stop: CancellationToken,
+    /// Lets the socket reader start (see [`Mux::blocked`]).
+    unblocked: CancellationToken,
     /// How the multiplexer ended: `None` for an orderly close or EOF.
     outcome: OnceLock<Option<MuxError>>,
 }
@@ -135,9 +137,20 @@ pub struct Mux {
 impl Mux {
     /// Starts multiplexing `trunk`. Must be called inside a tokio runtime.
     ///
-    /// Frames that arrive for a connection not yet opened are dropped, so open the
-    /// connections before doing anything that makes the peer send.
+    /// Frames that arrive for a connection not yet opened are dropped (as upstream does), so
+    /// when the peer may send first use [`Mux::blocked`], open, then [`Mux::unblock`].
     pub fn new<T>(trunk: T) -> Mux
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let mux = Mux::blocked(trunk);
+        mux.unblock();
+        mux
+    }
+
+    /// Like [`Mux::new`], but reads nothing from `trunk` until [`Mux::unblock`]; writing
+    /// works at once.
+    pub fn blocked<T>(trunk: T) -> Mux
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -148,11 +161,17 @@ impl Mux {
             next_token: AtomicU64::new(1),
             frames,
             stop: CancellationToken::new(),
+            unblocked: CancellationToken::new(),
             outcome: OnceLock::new(),
         });
         tokio::spawn(read_task(reader, Arc::clone(&shared)));
         tokio::spawn(write_task(writer, frames_rx, Arc::clone(&shared)));
         Mux { shared }
+    }
+
+    /// Lets the socket reader start delivering frames.
+    pub fn unblock(&self) {
+        self.shared.unblocked.cancel();
     }
 
     /// Opens the logical connection `id`.
@@ -269,7 +288,10 @@ async fn read_frames<R: AsyncRead + Unpin>(mut reader: R, shared: &Shared) -> Re
 
 async fn read_task<R: AsyncRead + Unpin>(reader: R, shared: Arc<Shared>) {
     let result = tokio::select! {
-        result = read_frames(reader, &shared) => result,
+        result = async {
+            shared.unblocked.cancelled().await;
+            read_frames(reader, &shared).await
+        } => result,
         () = shared.stop.cancelled() => Ok(()),
     };
     shared.finish(result.err());
@@ -649,6 +671,24 @@ mod tests {
             .expect("in time")
             .expect("EOF");
         assert!(rest.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blocked_mux_keeps_early_frames_for_connections_opened_before_unblock() {
+        let (ours, mut peer) = duplex(1024);
+        peer.write_all(&encode_frame(2, b"early"))
+            .await
+            .expect("peer sends first");
+        let mux = Mux::blocked(ours);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut conn = mux.open(2).expect("open 2");
+        mux.unblock();
+        let mut got = [0u8; 5];
+        timeout(WAIT, conn.read_exact(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&got, b"early");
     }
 
     #[tokio::test]

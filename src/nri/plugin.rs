@@ -36,7 +36,8 @@ pub enum Transport {
     /// Dial the runtime's NRI socket; reconnect with backoff whenever the connection is lost.
     External { socket: PathBuf },
     /// Use the connected socket the runtime passed as an inherited fd; exit when it closes
-    /// (the runtime launches the plugin again when it needs it).
+    /// (the runtime launches the plugin again when it needs it). The plugin takes the fd over
+    /// when it runs; a process adopts each fd number at most once.
     Preconnected { fd: RawFd },
 }
 
@@ -175,11 +176,42 @@ impl Plugin {
         let mut shutdown: Pin<&mut (dyn Future<Output = ()> + Send)> = shutdown;
         let result = match self.opts.transport.clone() {
             Transport::External { socket } => self.run_external(socket, &mut shutdown).await,
-            Transport::Preconnected { fd } => self.run_preconnected(fd, &mut shutdown).await,
+            Transport::Preconnected { fd } => match adopt_socket(fd) {
+                Ok(stream) => {
+                    info!(fd, "using the pre-connected NRI socket");
+                    self.run_single(stream, &mut shutdown).await
+                }
+                Err(err) => Err(err),
+            },
         };
+        self.finish().await;
+        result
+    }
+
+    /// Serves the runtime on an already connected socket, ignoring [`PluginOptions::transport`]:
+    /// pre-connected semantics (one connection, return when it closes). For runtimes that hand
+    /// over the socket some other way, and for tests.
+    pub async fn run_connected(
+        self,
+        stream: std::os::unix::net::UnixStream,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), NriError> {
+        let shutdown = std::pin::pin!(shutdown);
+        let mut shutdown: Pin<&mut (dyn Future<Output = ()> + Send)> = shutdown;
+        let result = match stream
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(stream))
+        {
+            Ok(stream) => self.run_single(stream, &mut shutdown).await,
+            Err(err) => Err(NriError::Socket(err.to_string())),
+        };
+        self.finish().await;
+        result
+    }
+
+    async fn finish(&self) {
         self.handler.shutdown().await;
         self.status.update(|s| s.phase = Phase::Stopped);
-        result
     }
 
     async fn run_external(
@@ -228,20 +260,18 @@ impl Plugin {
         }
     }
 
-    async fn run_preconnected(
+    async fn run_single(
         &self,
-        fd: RawFd,
+        stream: UnixStream,
         shutdown: &mut Pin<&mut (dyn Future<Output = ()> + Send)>,
     ) -> Result<(), NriError> {
-        let stream = adopt_socket(fd)?;
-        info!(fd, "using the pre-connected NRI socket");
         match self.session(stream, shutdown).await {
             SessionEnd::Shutdown => Ok(()),
             SessionEnd::Closed {
                 configured: true,
                 reason,
             } => {
-                info!(reason = %reason, "the runtime closed the pre-connected socket; exiting");
+                info!(reason = %reason, "the runtime closed the connection; exiting");
                 Ok(())
             }
             SessionEnd::Closed {
@@ -260,7 +290,8 @@ impl Plugin {
         stream: UnixStream,
         shutdown: &mut Pin<&mut (dyn Future<Output = ()> + Send)>,
     ) -> SessionEnd {
-        let mux = Mux::new(stream);
+        // The runtime sends nothing before we register, but opening before reading is free.
+        let mux = Mux::blocked(stream);
         let conns = mux
             .open(PLUGIN_SERVICE_CONN)
             .and_then(|p| Ok((p, mux.open(RUNTIME_SERVICE_CONN)?)));
@@ -273,6 +304,7 @@ impl Plugin {
                 }
             }
         };
+        mux.unblock();
         self.status.update(|s| {
             s.phase = Phase::Connected;
             s.connections += 1;
