@@ -36,8 +36,9 @@ impl HandlerError {
 
 /// What the plugin does on each NRI request. Requests run concurrently (one task each), so
 /// a slow call delays only its own request; but the runtime gives each request only
-/// [`ConfigureInfo::effective_request_timeout`] and, on CreateContainer, goes on without the
-/// plugin when that runs out.
+/// [`ConfigureInfo::effective_request_timeout`]. When that passes, the call's future is
+/// dropped (the runtime sent the deadline along) and the runtime goes on without the plugin:
+/// on CreateContainer it then disconnects the plugin and creates the container unchecked.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// The events to subscribe to. Events the runtime does not know (ValidateContainerAdjustment
@@ -52,7 +53,8 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Every pod and container the runtime has, once per connection after Configure
     /// (reassembled when the runtime splits it). Runs in its own task: the runtime is answered
-    /// at once, and requests that follow may arrive before this returns.
+    /// at once, and requests that follow may arrive before this returns. Not guaranteed:
+    /// containerd 1.7 (NRI 0.6) never synchronizes the plugins it launches itself.
     async fn synchronize(&self, pods: Vec<PodSandbox>, containers: Vec<Container>);
 
     /// Decides on a container being created: the adjustment to apply, or a rejection whose
