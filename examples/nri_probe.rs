@@ -33,6 +33,9 @@ struct Args {
     /// Write logs here instead of stderr.
     #[arg(long)]
     log: Option<PathBuf>,
+    /// Reject containers that carry this annotation, with its value as the reason.
+    #[arg(long)]
+    reject_annotation: Option<String>,
 }
 
 struct Report {
@@ -57,6 +60,7 @@ impl Report {
 
 struct Probe {
     report: Arc<Report>,
+    reject_annotation: Option<String>,
 }
 
 fn container_json(pod: &PodSandbox, ctr: &Container) -> Value {
@@ -112,7 +116,14 @@ impl Handler for Probe {
     ) -> Result<Adjustment, Rejection> {
         self.report
             .emit("create_container", container_json(pod, ctr));
-        Ok(Adjustment::default().annotate("image-compat.probe/seen", "true"))
+        let reason = self
+            .reject_annotation
+            .as_ref()
+            .and_then(|key| ctr.annotations.get(key));
+        match reason {
+            Some(reason) => Err(Rejection::new(reason.clone())),
+            None => Ok(Adjustment::default().annotate("image-compat.probe/seen", "true")),
+        }
     }
 
     async fn event(&self, event: Event, pod: Option<&PodSandbox>, ctr: Option<&Container>) {
@@ -178,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
         opts,
         Arc::new(Probe {
             report: Arc::clone(&report),
+            reject_annotation: args.reject_annotation.clone(),
         }),
     )?;
     let mut status = plugin.status();

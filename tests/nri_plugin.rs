@@ -38,6 +38,7 @@ struct TestHandler {
     configs: Mutex<Vec<ConfigureInfo>>,
     syncs: Mutex<Option<mpsc::UnboundedSender<Synced>>>,
     shutdowns: AtomicUsize,
+    notified: Mutex<Vec<(Event, String, String)>>,
 }
 
 impl TestHandler {
@@ -114,6 +115,15 @@ impl Handler for TestHandler {
             }
             _ => Ok(()),
         }
+    }
+
+    async fn event(&self, event: Event, pod: Option<&PodSandbox>, ctr: Option<&Container>) {
+        let name = |n: Option<String>| n.unwrap_or_else(|| "-".into());
+        self.notified.lock().expect("test lock").push((
+            event,
+            name(pod.map(|p| p.name.clone())),
+            name(ctr.map(|c| c.name.clone())),
+        ));
     }
 
     async fn shutdown(&self) {
@@ -666,4 +676,65 @@ async fn connected_socket_closed_before_configure_is_an_error() {
         matches!(result, Err(NriError::NotConfigured(_))),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn notifications_reach_the_handler_by_their_own_rpc_and_by_state_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("nri.sock");
+    let listener = UnixListener::bind(&socket).expect("bind");
+    let wanted: EventSet = [
+        Event::CreateContainer,
+        Event::RunPodSandbox,
+        Event::RemoveContainer,
+    ]
+    .into_iter()
+    .collect();
+    let handler = TestHandler::with_events(wanted);
+    let plugin = Plugin::new(external_opts(&socket), handler.clone()).expect("valid options");
+    let running = tokio::spawn(plugin.run());
+    let (stream, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("dial")
+        .expect("accept");
+    let peer = PeerConn::start(stream).await;
+    let configured = peer
+        .configure("containerd", "v2.1.9", "")
+        .await
+        .expect("Configure");
+    assert_eq!(configured.events, wanted.bits());
+
+    // NRI >= 0.12 sends RunPodSandbox as its own RPC; older runtimes use StateChange.
+    let run = api::RunPodSandboxRequest {
+        pod: Some(pod("web")),
+    };
+    peer.plugin
+        .run_pod_sandbox(ctx(), &run)
+        .await
+        .expect("RunPodSandbox");
+    let removed = api::StateChangeEvent {
+        event: api::Event::RemoveContainer as i32,
+        pod: Some(pod("web")),
+        container: Some(container("app", &[])),
+    };
+    peer.plugin
+        .state_change(ctx(), &removed)
+        .await
+        .expect("StateChange");
+    let unknown = api::StateChangeEvent {
+        event: 99,
+        ..Default::default()
+    };
+    peer.plugin
+        .state_change(ctx(), &unknown)
+        .await
+        .expect("an unknown event is acknowledged");
+    assert_eq!(
+        *handler.notified.lock().expect("test lock"),
+        [
+            (Event::RunPodSandbox, "web".to_string(), "-".to_string()),
+            (Event::RemoveContainer, "web".to_string(), "app".to_string()),
+        ]
+    );
+    running.abort();
 }

@@ -58,8 +58,11 @@ impl PluginService {
         self.status.update(|s| s.requests += 1);
     }
 
+    /// An event the handler only hears about; `method` is the RPC it came by (the event's own
+    /// or StateChange).
     async fn notify(
         &self,
+        method: &'static str,
         event: Event,
         pod: &Option<api::PodSandbox>,
         ctr: &Option<api::Container>,
@@ -68,7 +71,8 @@ impl PluginService {
         let pod = pod.as_ref().map(PodSandbox::from);
         let ctr = container_of(ctr);
         debug!(
-            method = event.name(),
+            method,
+            event = event.name(),
             pod = pod.as_ref().map(|p| p.name.as_str()).unwrap_or(""),
             container = ctr.as_ref().map(|c| c.name.as_str()).unwrap_or(""),
             "NRI request"
@@ -252,8 +256,13 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::UpdateContainerRequest,
     ) -> ttrpc::Result<api::UpdateContainerResponse> {
-        self.notify(Event::UpdateContainer, &req.pod, &req.container)
-            .await;
+        self.notify(
+            "UpdateContainer",
+            Event::UpdateContainer,
+            &req.pod,
+            &req.container,
+        )
+        .await;
         Ok(api::UpdateContainerResponse::default())
     }
 
@@ -262,8 +271,13 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::StopContainerRequest,
     ) -> ttrpc::Result<api::StopContainerResponse> {
-        self.notify(Event::StopContainer, &req.pod, &req.container)
-            .await;
+        self.notify(
+            "StopContainer",
+            Event::StopContainer,
+            &req.pod,
+            &req.container,
+        )
+        .await;
         Ok(api::StopContainerResponse::default())
     }
 
@@ -272,7 +286,8 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::UpdatePodSandboxRequest,
     ) -> ttrpc::Result<api::UpdatePodSandboxResponse> {
-        self.notify(Event::UpdatePodSandbox, &req.pod, &None).await;
+        self.notify("UpdatePodSandbox", Event::UpdatePodSandbox, &req.pod, &None)
+            .await;
         Ok(api::UpdatePodSandboxResponse {})
     }
 
@@ -281,8 +296,13 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::PostUpdatePodSandboxRequest,
     ) -> ttrpc::Result<api::PostUpdatePodSandboxResponse> {
-        self.notify(Event::PostUpdatePodSandbox, &req.pod, &None)
-            .await;
+        self.notify(
+            "PostUpdatePodSandbox",
+            Event::PostUpdatePodSandbox,
+            &req.pod,
+            &None,
+        )
+        .await;
         Ok(api::PostUpdatePodSandboxResponse {})
     }
 
@@ -291,7 +311,8 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::RunPodSandboxRequest,
     ) -> ttrpc::Result<api::RunPodSandboxResponse> {
-        self.notify(Event::RunPodSandbox, &req.pod, &None).await;
+        self.notify("RunPodSandbox", Event::RunPodSandbox, &req.pod, &None)
+            .await;
         Ok(api::RunPodSandboxResponse {})
     }
 
@@ -300,7 +321,8 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::StopPodSandboxRequest,
     ) -> ttrpc::Result<api::StopPodSandboxResponse> {
-        self.notify(Event::StopPodSandbox, &req.pod, &None).await;
+        self.notify("StopPodSandbox", Event::StopPodSandbox, &req.pod, &None)
+            .await;
         Ok(api::StopPodSandboxResponse {})
     }
 
@@ -309,7 +331,8 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::RemovePodSandboxRequest,
     ) -> ttrpc::Result<api::RemovePodSandboxResponse> {
-        self.notify(Event::RemovePodSandbox, &req.pod, &None).await;
+        self.notify("RemovePodSandbox", Event::RemovePodSandbox, &req.pod, &None)
+            .await;
         Ok(api::RemovePodSandboxResponse {})
     }
 
@@ -318,8 +341,13 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::PostCreateContainerRequest,
     ) -> ttrpc::Result<api::PostCreateContainerResponse> {
-        self.notify(Event::PostCreateContainer, &req.pod, &req.container)
-            .await;
+        self.notify(
+            "PostCreateContainer",
+            Event::PostCreateContainer,
+            &req.pod,
+            &req.container,
+        )
+        .await;
         Ok(api::PostCreateContainerResponse {})
     }
 
@@ -328,8 +356,13 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::StartContainerRequest,
     ) -> ttrpc::Result<api::StartContainerResponse> {
-        self.notify(Event::StartContainer, &req.pod, &req.container)
-            .await;
+        self.notify(
+            "StartContainer",
+            Event::StartContainer,
+            &req.pod,
+            &req.container,
+        )
+        .await;
         Ok(api::StartContainerResponse {})
     }
 
@@ -338,8 +371,13 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::PostStartContainerRequest,
     ) -> ttrpc::Result<api::PostStartContainerResponse> {
-        self.notify(Event::PostStartContainer, &req.pod, &req.container)
-            .await;
+        self.notify(
+            "PostStartContainer",
+            Event::PostStartContainer,
+            &req.pod,
+            &req.container,
+        )
+        .await;
         Ok(api::PostStartContainerResponse {})
     }
 
@@ -348,8 +386,13 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::PostUpdateContainerRequest,
     ) -> ttrpc::Result<api::PostUpdateContainerResponse> {
-        self.notify(Event::PostUpdateContainer, &req.pod, &req.container)
-            .await;
+        self.notify(
+            "PostUpdateContainer",
+            Event::PostUpdateContainer,
+            &req.pod,
+            &req.container,
+        )
+        .await;
         Ok(api::PostUpdateContainerResponse {})
     }
 
@@ -358,8 +401,13 @@ impl api::Plugin for PluginService {
         _ctx: &TtrpcContext,
         req: api::RemoveContainerRequest,
     ) -> ttrpc::Result<api::RemoveContainerResponse> {
-        self.notify(Event::RemoveContainer, &req.pod, &req.container)
-            .await;
+        self.notify(
+            "RemoveContainer",
+            Event::RemoveContainer,
+            &req.pod,
+            &req.container,
+        )
+        .await;
         Ok(api::RemoveContainerResponse {})
     }
 
@@ -370,7 +418,10 @@ impl api::Plugin for PluginService {
         req: api::StateChangeEvent,
     ) -> ttrpc::Result<api::Empty> {
         match Event::from_wire(req.event) {
-            Some(event) => self.notify(event, &req.pod, &req.container).await,
+            Some(event) => {
+                self.notify("StateChange", event, &req.pod, &req.container)
+                    .await
+            }
             None => {
                 self.count();
                 debug!(
