@@ -81,6 +81,33 @@ pub struct RegistrySettings {
     pub max_manifest_bytes: Option<u64>,
 }
 
+impl RegistrySettings {
+    /// The registry client's configuration for these settings; unset knobs keep the client's
+    /// defaults. The CLI's registry flags fill the same struct, so both read registries alike.
+    pub fn client_config(&self) -> crate::registry::RegistryConfig {
+        let mut c = crate::registry::RegistryConfig {
+            plain_http: self.plain_http.clone(),
+            insecure_skip_verify: self.insecure.clone(),
+            ca_files: self.ca_files.clone(),
+            hosts_dir: self.hosts_dir.clone(),
+            ..Default::default()
+        };
+        if let Some(f) = &self.auth_file {
+            c.docker_config = Some(f.clone());
+        }
+        if let Some(t) = self.timeout {
+            c.request_timeout = t;
+        }
+        if let Some(n) = self.max_spec_bytes {
+            c.max_spec_bytes = n;
+        }
+        if let Some(n) = self.max_manifest_bytes {
+            c.max_manifest_bytes = n;
+        }
+        c
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct CacheSettings {
