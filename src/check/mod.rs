@@ -5,6 +5,7 @@
 //! they differ only in what they put around them (reports, a disk cache, an in-memory cache
 //! with a deadline).
 
+pub mod checker;
 pub mod verdict;
 
 use crate::features::Features;
@@ -13,6 +14,7 @@ use crate::registry::{
 };
 use crate::rules::report::{reason, set_label};
 use crate::spec;
+pub use checker::{CacheSettings, Candidates, Checker, Lookup, Source};
 pub use verdict::{Outcome, Verdict};
 
 /// An image's compatibility spec as found in its registry.
