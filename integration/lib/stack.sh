@@ -571,6 +571,51 @@ ic_cri_wait() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The image-compat NRI plugin
+
+# Builds the binary once and sets IC_IMAGE_COMPAT, unless it already names one.
+ic_image_compat_build() {
+  local root target
+  [ -n "${IC_IMAGE_COMPAT:-}" ] && return 0
+  root=$(cd "$IC_LIB_DIR/../.." && pwd)
+  ic_install_build_tools
+  (cd "$root" && cargo build --quiet --bin image-compat) || { ic_log "cannot build image-compat"; return 1; }
+  target=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
+    "$IC_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  IC_IMAGE_COMPAT=$target/debug/image-compat
+}
+
+# ic_plugin_start DIR CONTAINERD_DIR ARGS...: the plugin in external mode on that containerd's
+# NRI socket, logging to DIR/plugin.log; returns once the runtime has configured it.
+ic_plugin_start() {
+  local dir cdir=$2 pid i
+  dir=$(ic_abspath "$1")
+  shift 2
+  ic_image_compat_build
+  IMAGE_COMPAT_LOG=${IMAGE_COMPAT_LOG:-info} "$IC_IMAGE_COMPAT" nri-plugin \
+    --socket "$cdir/nri.sock" --containerd-socket "$cdir/containerd.sock" "$@" \
+    >"$dir/plugin.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/plugin.pid"
+  IC_STARTED+=("plugin $dir")
+  for ((i = 0; i < 100; i++)); do
+    grep -q 'configured' "$dir/plugin.log" 2>/dev/null && return 0
+    ic_gone "$pid" && break
+    sleep 0.1
+  done
+  ic_log "the plugin did not get configured by the runtime; its log:"
+  cat "$dir/plugin.log" >&2
+  return 1
+}
+
+ic_plugin_stop() {
+  local dir pid
+  dir=$(ic_abspath "$1")
+  pid=$(ic_pid_of "$dir/plugin.pid" nri-plugin) && ic_kill_wait "$pid" 10
+  ic_forget "plugin $dir"
+}
+
+# ---------------------------------------------------------------------------------------------
 
 # Stops, newest first, everything this shell started and has not stopped. Keeps going on errors
 # so one failure does not leave the rest running; returns non-zero if any stop failed.
@@ -580,6 +625,7 @@ ic_teardown() {
     entry=${IC_STARTED[i]}
     case $entry in
       "registry "*) ic_registry_stop "${entry#registry }" || rc=1 ;;
+      "plugin "*) ic_plugin_stop "${entry#plugin }" || rc=1 ;;
       "containerd "*) ic_containerd_stop "${entry#containerd }" || rc=1 ;;
     esac
   done

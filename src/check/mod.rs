@@ -6,6 +6,7 @@
 //! with a deadline).
 
 pub mod checker;
+pub mod identity;
 pub mod verdict;
 
 use crate::features::Features;
@@ -15,6 +16,7 @@ use crate::registry::{
 use crate::rules::report::{reason, set_label};
 use crate::spec;
 pub use checker::{CacheSettings, Candidates, Checker, Lookup, Source};
+pub use identity::{image_of, ImageIdentity, NameResolver, ResolveError, Resolver};
 pub use verdict::{Outcome, Verdict};
 
 /// An image's compatibility spec as found in its registry.

@@ -3,6 +3,7 @@
 
 mod evaluate;
 mod features;
+mod nri_plugin;
 mod report;
 mod validate_spec;
 
@@ -45,6 +46,8 @@ pub enum Command {
     ValidateSpec(validate_spec::ValidateSpecArgs),
     /// Discover this node's features, as NFD's sources see them.
     Features(features::FeaturesArgs),
+    /// Run the NRI plugin: check every container's image before the runtime creates it.
+    NriPlugin(nri_plugin::NriPluginArgs),
 }
 
 /// Report formats of evaluate and validate-node.
@@ -64,14 +67,18 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::ValidateSpec(a) => validate_spec::run(a),
         Command::Features(a) => features::run(a),
+        Command::NriPlugin(a) => nri_plugin::run(a),
     }
 }
 
 pub fn init_logging(args: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colours only for a person at a terminal, never into log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if args.log_json {
         builder.json().init();

@@ -1,4 +1,5 @@
-//! NRI plugin: the multiplexed transport, the ttrpc services and the plugin lifecycle.
+//! NRI plugin: the multiplexed transport, the ttrpc services, the plugin lifecycle, and the
+//! image-compat handler ([`Guard`]).
 //!
 //! The program implements [`Handler`] and calls [`run`] (or [`Plugin::run_until`]); this
 //! module connects to the runtime (external socket or the fd a runtime passes to a plugin it
@@ -12,6 +13,7 @@ pub mod api {
     pub use self::nri::pkg::api::v1alpha1::*;
 }
 
+mod guard;
 mod handler;
 pub mod mux;
 mod plugin;
@@ -19,6 +21,7 @@ mod service;
 mod status;
 mod types;
 
+pub use guard::{Decided, Guard, Observer, Overrides};
 pub use handler::{Handler, HandlerError, Rejection};
 pub use plugin::{
     run, Plugin, PluginOptions, Transport, DEFAULT_SOCKET_PATH, ENV_PLUGIN_IDX, ENV_PLUGIN_NAME,

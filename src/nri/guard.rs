@@ -1,0 +1,280 @@
+//! The image-compat NRI handler: CreateContainer -> image -> check -> policy -> allow,
+//! annotate or reject; Synchronize warms the cache.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tracing::{debug, info, warn};
+
+use super::handler::{Handler, HandlerError, Rejection};
+use super::types::{Adjustment, ConfigureInfo, Container, PodSandbox};
+use crate::check::{image_of, CacheSettings, Checker, ImageIdentity, Lookup, Outcome, Resolver, Verdict};
+use crate::features::Features;
+use crate::policy::{self, Config, Exemptions};
+use crate::registry::{Client, Platform};
+
+/// Changes the command line makes to any config, including one the runtime passes.
+pub type Overrides = Box<dyn Fn(&mut Config) + Send + Sync>;
+
+/// What happened to one container, for metrics and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub image: String,
+    /// `allow`, `deny` or `exempt`.
+    pub action: &'static str,
+    pub verdict: Option<Verdict>,
+    pub latency: Duration,
+}
+
+/// Observes decisions (metrics); called once per CreateContainer.
+pub trait Observer: Send + Sync {
+    fn decided(&self, d: &Decided, lookup: Option<&Lookup>);
+}
+
+pub struct Guard {
+    base: Config,
+    overrides: Overrides,
+    resolver: Arc<dyn Resolver>,
+    observer: Option<Arc<dyn Observer>>,
+    features: RwLock<Features>,
+    state: RwLock<Option<Arc<State>>>,
+}
+
+struct State {
+    config: Config,
+    exemptions: Exemptions,
+    checker: Arc<Checker>,
+    deadline: Duration,
+    node: String,
+}
+
+impl Guard {
+    /// `base` is the config from the file and flags; a config string sent by the runtime
+    /// (pre-launched plugins) replaces it, and `overrides` (the flags) apply on top of either.
+    pub fn new(
+        base: Config,
+        overrides: Overrides,
+        resolver: Arc<dyn Resolver>,
+        features: Features,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Guard {
+        Guard {
+            base,
+            overrides,
+            resolver,
+            observer,
+            features: RwLock::new(features),
+            state: RwLock::new(None),
+        }
+    }
+
+    /// Replaces the node's features after a rediscovery.
+    pub fn set_features(&self, features: Features) {
+        if let Some(s) = self.current() {
+            s.checker.set_features(features.clone());
+        }
+        *self.features.write().unwrap_or_else(|p| p.into_inner()) = features;
+    }
+
+    /// Whether Configure has been received and a checker is ready.
+    pub fn is_configured(&self) -> bool {
+        self.current().is_some()
+    }
+
+    fn current(&self) -> Option<Arc<State>> {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn build(&self, config: Config, request_timeout: Duration) -> Result<State, String> {
+        let exemptions = Exemptions::new(&config).map_err(|e| format!("exemptImages: {e}"))?;
+        let client = Client::new(config.registry.client_config()).map_err(|e| e.to_string())?;
+        let features = self.features.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let checker = Checker::new(
+            client,
+            Platform::host(),
+            config.tags.clone(),
+            features,
+            CacheSettings {
+                max_entries: config.cache.max_entries,
+                ttl: config.cache.ttl,
+                error_ttl: config.cache.error_ttl,
+            },
+        );
+        // The runtime creates the container unchecked when we answer late, so decide well
+        // before its request timeout.
+        let deadline = config.deadline.min(request_timeout / 2);
+        Ok(State {
+            node: config.node_name(),
+            exemptions,
+            checker,
+            deadline,
+            config,
+        })
+    }
+
+    /// Decides one container; the rejection message when it must not be created.
+    pub async fn decide(&self, pod: &PodSandbox, ctr: &Container) -> Result<Vec<(String, String)>, String> {
+        let started = Instant::now();
+        let Some(state) = self.current() else {
+            // Cannot happen: the runtime sends Configure before any container.
+            warn!(container = %ctr.name, "CreateContainer before Configure: allowed unchecked");
+            return Ok(Vec::new());
+        };
+        let image = ctr.image.as_ref().map(|i| (i.name.as_str(), i.digest.as_str()));
+        let identity = image_of(image, &ctr.annotations);
+        let shown = identity.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+        if let Some(why) = state.exemptions.exempt(&pod.namespace, &shown) {
+            debug!(image = %shown, pod = %format!("{}/{}", pod.namespace, pod.name), %why, "exempt");
+            self.observe(&shown, "exempt", None, None, started);
+            return Ok(Vec::new());
+        }
+        let (verdict, lookup) = match &identity {
+            None => (
+                Verdict::new(Outcome::UnknownImage {
+                    error: "the runtime names no image for this container".into(),
+                }),
+                None,
+            ),
+            Some(id) => self.check(&state, id).await,
+        };
+        let decision = policy::decide(&state.config, &state.node, &shown, &verdict);
+        let action = if decision.deny.is_some() { "deny" } else { "allow" };
+        let latency = started.elapsed();
+        let pod_name = format!("{}/{}", pod.namespace, pod.name);
+        let source = lookup.as_ref().map(|l| format!("{:?}", l.source)).unwrap_or_default();
+        macro_rules! line {
+            ($level:ident) => {
+                $level!(
+                    image = %shown,
+                    digest = verdict.digest.as_deref().unwrap_or(""),
+                    pod = %pod_name,
+                    container = %ctr.name,
+                    verdict = verdict.label(),
+                    case = verdict.case(),
+                    action,
+                    reason = %verdict.reason(),
+                    artifact = verdict.artifact.as_deref().unwrap_or(""),
+                    source = %source,
+                    latency_us = latency.as_micros() as u64,
+                    "decision"
+                )
+            };
+        }
+        if decision.deny.is_some() || decision.warn {
+            line!(warn);
+        } else {
+            line!(info);
+        }
+        self.observe(&shown, action, Some(verdict), lookup.as_ref(), started);
+        match decision.deny {
+            Some(message) => Err(message),
+            None => Ok(decision.annotations),
+        }
+    }
+
+    async fn check(&self, state: &State, id: &ImageIdentity) -> (Verdict, Option<Lookup>) {
+        let resolve = tokio::time::timeout(state.deadline, self.resolver.candidates(id)).await;
+        let candidates = match resolve {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return (Verdict::new(Outcome::UnknownImage { error: e.to_string() }), None);
+            }
+            Err(_) => {
+                let v = Verdict::new(Outcome::DeadlineExceeded { waited: state.deadline });
+                return (v, None);
+            }
+        };
+        let lookup = state.checker.verdict(&candidates, state.deadline).await;
+        (lookup.verdict.clone(), Some(lookup))
+    }
+
+    fn observe(&self, image: &str, action: &'static str, verdict: Option<Verdict>, lookup: Option<&Lookup>, started: Instant) {
+        if let Some(o) = &self.observer {
+            let d = Decided {
+                image: image.to_string(),
+                action,
+                verdict,
+                latency: started.elapsed(),
+            };
+            o.decided(&d, lookup);
+        }
+    }
+
+    /// Starts fetching the artifacts of these containers' images in the background.
+    pub async fn prefetch(&self, containers: &[Container]) {
+        let Some(state) = self.current() else {
+            return;
+        };
+        for ctr in containers {
+            let image = ctr.image.as_ref().map(|i| (i.name.as_str(), i.digest.as_str()));
+            if let Some(id) = image_of(image, &ctr.annotations) {
+                if let Ok(c) = self.resolver.candidates(&id).await {
+                    state.checker.prefetch(&c);
+                }
+            }
+        }
+    }
+
+    /// Starts fetching one image's artifacts (an image containerd just pulled).
+    pub async fn prefetch_image(&self, name: &str, digest: Option<&str>) {
+        let Some(state) = self.current() else {
+            return;
+        };
+        let id = ImageIdentity {
+            name: name.to_string(),
+            digest: digest.map(str::to_string),
+        };
+        if let Ok(c) = self.resolver.candidates(&id).await {
+            state.checker.prefetch(&c);
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Guard {
+    async fn configure(&self, cfg: ConfigureInfo) -> Result<(), HandlerError> {
+        let mut config = if cfg.config.trim().is_empty() {
+            self.base.clone()
+        } else {
+            Config::parse(&cfg.config, "the config the runtime passed")
+                .map_err(|e| HandlerError::new(e.to_string()))?
+        };
+        (self.overrides)(&mut config);
+        let request_timeout = cfg.effective_request_timeout();
+        let unchanged = self
+            .current()
+            .filter(|s| s.config == config && s.deadline == config.deadline.min(request_timeout / 2));
+        if unchanged.is_none() {
+            let state = self.build(config, request_timeout).map_err(HandlerError::new)?;
+            info!(
+                runtime = %cfg.runtime_name,
+                version = %cfg.runtime_version,
+                mode = ?state.config.mode,
+                deadline_ms = state.deadline.as_millis() as u64,
+                node = %state.node,
+                "configured"
+            );
+            *self.state.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(state));
+        }
+        Ok(())
+    }
+
+    async fn synchronize(&self, pods: Vec<PodSandbox>, containers: Vec<Container>) {
+        debug!(pods = pods.len(), containers = containers.len(), "synchronize: prefetching");
+        self.prefetch(&containers).await;
+    }
+
+    async fn create_container(&self, pod: &PodSandbox, ctr: &Container) -> Result<Adjustment, Rejection> {
+        match self.decide(pod, ctr).await {
+            Ok(annotations) => {
+                let mut adj = Adjustment::default();
+                for (k, v) in annotations {
+                    adj = adj.annotate(k, v);
+                }
+                Ok(adj)
+            }
+            Err(message) => Err(Rejection::new(message)),
+        }
+    }
+}
