@@ -2,15 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::IntoRawFd;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::nri_peer::*;
+
 use async_trait::async_trait;
-use futures::stream::{self, StreamExt};
 use image_compat::nri::api;
-use image_compat::nri::mux::{Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN};
 use image_compat::nri::{
     Adjustment, ConfigureInfo, Container, Event, EventSet, Handler, HandlerError, NriError, Phase,
     Plugin, PluginOptions, PodSandbox, Rejection, StatusHandle, Transport, Validation,
@@ -18,10 +19,7 @@ use image_compat::nri::{
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
-use ttrpc::r#async::transport::{Listener, Socket};
-use ttrpc::r#async::{Client, Server, TtrpcContext};
 
-const WAIT: Duration = Duration::from_secs(10);
 const VERDICT: &str = "test.image-compat/verdict";
 const DELAY: &str = "test.image-compat/delay-ms";
 const CHECKED: &str = "image-compat.test/checked";
@@ -128,163 +126,6 @@ impl Handler for TestHandler {
 
     async fn shutdown(&self) {
         self.shutdowns.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The runtime peer: serves Runtime on connection 2, calls Plugin on connection 1.
-
-struct RuntimeService {
-    registrations: mpsc::UnboundedSender<api::RegisterPluginRequest>,
-}
-
-#[async_trait]
-impl api::Runtime for RuntimeService {
-    async fn register_plugin(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::RegisterPluginRequest,
-    ) -> ttrpc::Result<api::Empty> {
-        let _ = self.registrations.send(req);
-        Ok(api::Empty {})
-    }
-}
-
-struct PeerConn {
-    mux: Mux,
-    plugin: api::PluginClient,
-    _server: Server,
-    registration: api::RegisterPluginRequest,
-}
-
-impl PeerConn {
-    /// Sets up the runtime side on `stream` and waits for the plugin to register.
-    async fn start(stream: UnixStream) -> PeerConn {
-        // The plugin may have sent RegisterPlugin before we accepted: open before reading,
-        // as the Go runtime does (WithBlockedRead).
-        let mux = Mux::blocked(stream);
-        let plugin_conn = mux.open(PLUGIN_SERVICE_CONN).expect("peer opens conn 1");
-        let runtime_conn = mux.open(RUNTIME_SERVICE_CONN).expect("peer opens conn 2");
-        mux.unblock();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let service =
-            Arc::new(RuntimeService { registrations: tx }) as Arc<dyn api::Runtime + Send + Sync>;
-        let incoming =
-            stream::iter([Ok::<_, std::io::Error>(runtime_conn)]).chain(stream::pending());
-        let mut server = Server::new()
-            .register_service(api::create_runtime(service))
-            .add_listener(Listener::new(incoming));
-        server.start().await.expect("peer ttrpc server starts");
-        let plugin = api::PluginClient::new(Client::new(Socket::new(plugin_conn)));
-        let registration = timeout(WAIT, rx.recv())
-            .await
-            .expect("plugin registers in time")
-            .expect("registration");
-        PeerConn {
-            mux,
-            plugin,
-            _server: server,
-            registration,
-        }
-    }
-
-    async fn configure(
-        &self,
-        runtime: &str,
-        version: &str,
-        config: &str,
-    ) -> ttrpc::Result<api::ConfigureResponse> {
-        let req = api::ConfigureRequest {
-            config: config.into(),
-            runtime_name: runtime.into(),
-            runtime_version: version.into(),
-            registration_timeout: 5000,
-            request_timeout: 2000,
-            nri_version: String::new(),
-        };
-        self.plugin.configure(ctx(), &req).await
-    }
-
-    async fn sync(
-        &self,
-        pods: Vec<api::PodSandbox>,
-        containers: Vec<api::Container>,
-        more: bool,
-    ) -> api::SynchronizeResponse {
-        let req = api::SynchronizeRequest {
-            pods,
-            containers,
-            more,
-        };
-        self.plugin
-            .synchronize(ctx(), &req)
-            .await
-            .expect("Synchronize succeeds")
-    }
-
-    async fn create(
-        &self,
-        pod: &api::PodSandbox,
-        ctr: api::Container,
-    ) -> ttrpc::Result<api::CreateContainerResponse> {
-        create(&self.plugin, pod, ctr).await
-    }
-}
-
-async fn create(
-    plugin: &api::PluginClient,
-    pod: &api::PodSandbox,
-    ctr: api::Container,
-) -> ttrpc::Result<api::CreateContainerResponse> {
-    let req = api::CreateContainerRequest {
-        pod: Some(pod.clone()),
-        container: Some(ctr),
-    };
-    plugin.create_container(ctx(), &req).await
-}
-
-fn ctx() -> ttrpc::context::Context {
-    ttrpc::context::with_duration(Duration::from_secs(5))
-}
-
-fn pod(name: &str) -> api::PodSandbox {
-    api::PodSandbox {
-        id: format!("pod-{name}"),
-        name: name.into(),
-        uid: format!("uid-{name}"),
-        namespace: "default".into(),
-        labels: [("app".to_string(), name.to_string())].into(),
-        ..Default::default()
-    }
-}
-
-fn container(name: &str, annotations: &[(&str, &str)]) -> api::Container {
-    api::Container {
-        id: format!("ctr-{name}"),
-        pod_sandbox_id: "pod-web".into(),
-        name: name.into(),
-        annotations: annotations
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn external_opts(socket: &Path) -> PluginOptions {
-    let mut opts = PluginOptions::external("image-compat", "42");
-    opts.transport = Transport::External {
-        socket: socket.to_path_buf(),
-    };
-    opts.reconnect_initial = Duration::from_millis(50);
-    opts.reconnect_max = Duration::from_millis(200);
-    opts
-}
-
-fn rpc_status(err: ttrpc::Error) -> ttrpc::Status {
-    match err {
-        ttrpc::Error::RpcStatus(status) => status,
-        other => panic!("expected an RPC status, got {other:?}"),
     }
 }
 

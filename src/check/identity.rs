@@ -12,7 +12,10 @@ use crate::registry::{Digest, Reference};
 /// containerd's CRI writes `io.kubernetes.cri.image-name` (the tag the pod asked for, or the
 /// image's first reference: see REAL-STACK.md); CRI-O writes `io.kubernetes.cri-o.ImageName`
 /// (the name) and `io.kubernetes.cri-o.ImageRef` (the image ID).
-pub const IMAGE_NAME_ANNOTATIONS: [&str; 2] = ["io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"];
+pub const IMAGE_NAME_ANNOTATIONS: [&str; 2] = [
+    "io.kubernetes.cri.image-name",
+    "io.kubernetes.cri-o.ImageName",
+];
 
 /// The image of one container, as far as the runtime says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +90,10 @@ mod tests {
     use super::*;
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -98,7 +104,10 @@ mod tests {
         ]);
         assert_eq!(image_of(None, &a).unwrap().name, "reg/app:1");
         let id = image_of(Some(("reg/x:3", "sha256:abc")), &a).unwrap();
-        assert_eq!((id.name.as_str(), id.digest.as_deref()), ("reg/x:3", Some("sha256:abc")));
+        assert_eq!(
+            (id.name.as_str(), id.digest.as_deref()),
+            ("reg/x:3", Some("sha256:abc"))
+        );
         assert_eq!(image_of(Some(("", "")), &a).unwrap().name, "reg/app:1");
         let crio = ann(&[("io.kubernetes.cri-o.ImageName", "quay.io/a/b:c")]);
         assert_eq!(image_of(None, &crio).unwrap().name, "quay.io/a/b:c");
@@ -109,17 +118,26 @@ mod tests {
     async fn name_resolver() {
         let digest = format!("sha256:{}", "a".repeat(64));
         let c = NameResolver
-            .candidates(&ImageIdentity { name: "busybox".into(), digest: None })
+            .candidates(&ImageIdentity {
+                name: "busybox".into(),
+                digest: None,
+            })
             .await
             .unwrap();
         assert_eq!(c.0[0].to_string(), "docker.io/library/busybox:latest");
         let c = NameResolver
-            .candidates(&ImageIdentity { name: "reg:5000/app:1".into(), digest: Some(digest.clone()) })
+            .candidates(&ImageIdentity {
+                name: "reg:5000/app:1".into(),
+                digest: Some(digest.clone()),
+            })
             .await
             .unwrap();
         assert_eq!(c.0[0].digest().map(|d| d.to_string()), Some(digest));
         assert!(NameResolver
-            .candidates(&ImageIdentity { name: "UPPER/Case".into(), digest: None })
+            .candidates(&ImageIdentity {
+                name: "UPPER/Case".into(),
+                digest: None
+            })
             .await
             .is_err());
     }

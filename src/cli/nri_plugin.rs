@@ -119,7 +119,12 @@ pub fn run(a: NriPluginArgs) -> anyhow::Result<ExitCode> {
     serve(a, config, features, opts)
 }
 
-fn serve(a: NriPluginArgs, config: Config, features: Features, opts: PluginOptions) -> anyhow::Result<ExitCode> {
+fn serve(
+    a: NriPluginArgs,
+    config: Config,
+    features: Features,
+    opts: PluginOptions,
+) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -179,13 +184,20 @@ fn node_features(config: &Config) -> anyhow::Result<Features> {
     }
     let started = Instant::now();
     let f = features::discover(&opts);
-    info!(features = f.len(), took_us = started.elapsed().as_micros() as u64, "discovered node features");
+    info!(
+        features = f.len(),
+        took_us = started.elapsed().as_micros() as u64,
+        "discovered node features"
+    );
     Ok(f)
 }
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the plugin runs until killed, as a plain process would.
         std::future::pending::<()>().await;
         return;

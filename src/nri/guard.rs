@@ -9,7 +9,9 @@ use tracing::{debug, info, warn};
 
 use super::handler::{Handler, HandlerError, Rejection};
 use super::types::{Adjustment, ConfigureInfo, Container, PodSandbox};
-use crate::check::{image_of, CacheSettings, Checker, ImageIdentity, Lookup, Outcome, Resolver, Verdict};
+use crate::check::{
+    image_of, CacheSettings, Checker, ImageIdentity, Lookup, Outcome, Resolver, Verdict,
+};
 use crate::features::Features;
 use crate::policy::{self, Config, Exemptions};
 use crate::registry::{Client, Platform};
@@ -89,7 +91,11 @@ impl Guard {
     fn build(&self, config: Config, request_timeout: Duration) -> Result<State, String> {
         let exemptions = Exemptions::new(&config).map_err(|e| format!("exemptImages: {e}"))?;
         let client = Client::new(config.registry.client_config()).map_err(|e| e.to_string())?;
-        let features = self.features.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let features = self
+            .features
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let checker = Checker::new(
             client,
             Platform::host(),
@@ -114,16 +120,26 @@ impl Guard {
     }
 
     /// Decides one container; the rejection message when it must not be created.
-    pub async fn decide(&self, pod: &PodSandbox, ctr: &Container) -> Result<Vec<(String, String)>, String> {
+    pub async fn decide(
+        &self,
+        pod: &PodSandbox,
+        ctr: &Container,
+    ) -> Result<Vec<(String, String)>, String> {
         let started = Instant::now();
         let Some(state) = self.current() else {
             // Cannot happen: the runtime sends Configure before any container.
             warn!(container = %ctr.name, "CreateContainer before Configure: allowed unchecked");
             return Ok(Vec::new());
         };
-        let image = ctr.image.as_ref().map(|i| (i.name.as_str(), i.digest.as_str()));
+        let image = ctr
+            .image
+            .as_ref()
+            .map(|i| (i.name.as_str(), i.digest.as_str()));
         let identity = image_of(image, &ctr.annotations);
-        let shown = identity.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+        let shown = identity
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
         if let Some(why) = state.exemptions.exempt(&pod.namespace, &shown) {
             debug!(image = %shown, pod = %format!("{}/{}", pod.namespace, pod.name), %why, "exempt");
             self.observe(&shown, "exempt", None, None, started);
@@ -139,10 +155,17 @@ impl Guard {
             Some(id) => self.check(&state, id).await,
         };
         let decision = policy::decide(&state.config, &state.node, &shown, &verdict);
-        let action = if decision.deny.is_some() { "deny" } else { "allow" };
+        let action = if decision.deny.is_some() {
+            "deny"
+        } else {
+            "allow"
+        };
         let latency = started.elapsed();
         let pod_name = format!("{}/{}", pod.namespace, pod.name);
-        let source = lookup.as_ref().map(|l| format!("{:?}", l.source)).unwrap_or_default();
+        let source = lookup
+            .as_ref()
+            .map(|l| format!("{:?}", l.source))
+            .unwrap_or_default();
         macro_rules! line {
             ($level:ident) => {
                 $level!(
@@ -178,10 +201,17 @@ impl Guard {
         let candidates = match resolve {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
-                return (Verdict::new(Outcome::UnknownImage { error: e.to_string() }), None);
+                return (
+                    Verdict::new(Outcome::UnknownImage {
+                        error: e.to_string(),
+                    }),
+                    None,
+                );
             }
             Err(_) => {
-                let v = Verdict::new(Outcome::DeadlineExceeded { waited: state.deadline });
+                let v = Verdict::new(Outcome::DeadlineExceeded {
+                    waited: state.deadline,
+                });
                 return (v, None);
             }
         };
@@ -189,7 +219,14 @@ impl Guard {
         (lookup.verdict.clone(), Some(lookup))
     }
 
-    fn observe(&self, image: &str, action: &'static str, verdict: Option<Verdict>, lookup: Option<&Lookup>, started: Instant) {
+    fn observe(
+        &self,
+        image: &str,
+        action: &'static str,
+        verdict: Option<Verdict>,
+        lookup: Option<&Lookup>,
+        started: Instant,
+    ) {
         if let Some(o) = &self.observer {
             let d = Decided {
                 image: image.to_string(),
@@ -207,7 +244,10 @@ impl Guard {
             return;
         };
         for ctr in containers {
-            let image = ctr.image.as_ref().map(|i| (i.name.as_str(), i.digest.as_str()));
+            let image = ctr
+                .image
+                .as_ref()
+                .map(|i| (i.name.as_str(), i.digest.as_str()));
             if let Some(id) = image_of(image, &ctr.annotations) {
                 if let Ok(c) = self.resolver.candidates(&id).await {
                     state.checker.prefetch(&c);
@@ -242,11 +282,13 @@ impl Handler for Guard {
         };
         (self.overrides)(&mut config);
         let request_timeout = cfg.effective_request_timeout();
-        let unchanged = self
-            .current()
-            .filter(|s| s.config == config && s.deadline == config.deadline.min(request_timeout / 2));
+        let unchanged = self.current().filter(|s| {
+            s.config == config && s.deadline == config.deadline.min(request_timeout / 2)
+        });
         if unchanged.is_none() {
-            let state = self.build(config, request_timeout).map_err(HandlerError::new)?;
+            let state = self
+                .build(config, request_timeout)
+                .map_err(HandlerError::new)?;
             info!(
                 runtime = %cfg.runtime_name,
                 version = %cfg.runtime_version,
@@ -261,11 +303,19 @@ impl Handler for Guard {
     }
 
     async fn synchronize(&self, pods: Vec<PodSandbox>, containers: Vec<Container>) {
-        debug!(pods = pods.len(), containers = containers.len(), "synchronize: prefetching");
+        debug!(
+            pods = pods.len(),
+            containers = containers.len(),
+            "synchronize: prefetching"
+        );
         self.prefetch(&containers).await;
     }
 
-    async fn create_container(&self, pod: &PodSandbox, ctr: &Container) -> Result<Adjustment, Rejection> {
+    async fn create_container(
+        &self,
+        pod: &PodSandbox,
+        ctr: &Container,
+    ) -> Result<Adjustment, Rejection> {
         match self.decide(pod, ctr).await {
             Ok(annotations) => {
                 let mut adj = Adjustment::default();

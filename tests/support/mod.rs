@@ -2,5 +2,6 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod nri_peer;
 pub mod oci_server;
 pub mod stack;

@@ -1,0 +1,350 @@
+//! The image-compat NRI plugin (Guard behind the real transport) driven by an in-process
+//! runtime peer, with artifacts in an in-process registry: enforce, audit, exemptions, no
+//! artifact, registry down, the deadline, Synchronize warming the cache, the runtime's config.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use image_compat::check::NameResolver;
+use image_compat::features::Features;
+use image_compat::nri::{api, Guard, Handler, Plugin};
+use image_compat::policy::{Config, FailAction, Mode};
+use image_compat::registry::{AttachOptions, Client, Reference, RegistryConfig};
+use support::nri_peer::*;
+use support::oci_server::TestRegistry;
+use tokio::net::UnixListener;
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+
+const NEEDS_X1: &[u8] = b"version: v1alpha1
+compatibilities:
+- tag: main
+  rules:
+  - name: needs x
+    matchFeatures:
+    - feature: test.feature
+      matchExpressions:
+        x: {op: In, value: ['1']}
+";
+
+fn features() -> Features {
+    let mut f = Features::default();
+    f.set_attributes(
+        "test.feature",
+        BTreeMap::from([("x".to_string(), "2".to_string())]),
+    );
+    f
+}
+
+struct Setup {
+    reg: TestRegistry,
+    /// Images by role: `incompatible`, `compatible` (spec asks x=2), `plain` (no artifact).
+    images: BTreeMap<&'static str, String>,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let reg = TestRegistry::start().await;
+        let client = Client::new(RegistryConfig {
+            plain_http: vec![reg.host.clone()],
+            ..RegistryConfig::without_credential_files()
+        })
+        .unwrap();
+        let compatible = String::from_utf8_lossy(NEEDS_X1).replace("['1']", "['2']");
+        let mut images = BTreeMap::new();
+        for (role, spec) in [
+            ("incompatible", Some(NEEDS_X1.to_vec())),
+            ("compatible", Some(compatible.into_bytes())),
+            ("plain", None),
+        ] {
+            reg.push_image(role, Some("v1"), "linux", "amd64");
+            let name = format!("{}/{role}:v1", reg.host);
+            if let Some(spec) = spec {
+                let r = Reference::parse(&name).unwrap();
+                client
+                    .attach_spec(&r, &spec, &AttachOptions::default())
+                    .await
+                    .unwrap();
+            }
+            images.insert(role, name);
+        }
+        Setup { reg, images }
+    }
+
+    fn config(&self) -> Config {
+        let mut c = Config {
+            node_name: Some("test-node".into()),
+            ..Config::default()
+        };
+        c.registry.plain_http = vec![self.reg.host.clone()];
+        c
+    }
+}
+
+struct Running {
+    peer: PeerConn,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), image_compat::nri::NriError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// The plugin with `config`, connected to a fresh runtime peer that sends Configure with
+    /// `runtime_config` (what a pre-launched plugin gets) and the given request timeout.
+    async fn start(config: Config, runtime_config: &str) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("nri.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let guard = Arc::new(Guard::new(
+            config,
+            Box::new(|_| {}),
+            Arc::new(NameResolver),
+            features(),
+            None,
+        ));
+        let handler: Arc<dyn Handler> = guard;
+        let plugin = Plugin::new(external_opts(&socket), handler).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(plugin.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+        let peer = PeerConn::start(stream).await;
+        peer.configure("containerd", "2.1.9", runtime_config)
+            .await
+            .expect("configure");
+        peer.sync(vec![], vec![], false).await;
+        Running {
+            peer,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// CreateContainer in namespace `ns` for `image`: Ok(annotations added) or Err(message).
+    async fn create(&self, ns: &str, image: &str) -> Result<BTreeMap<String, String>, String> {
+        let mut p = pod("web");
+        p.namespace = ns.into();
+        let c = container("app", &[("io.kubernetes.cri.image-name", image)]);
+        match self.peer.create(&p, c).await {
+            Ok(resp) => Ok(resp
+                .adjust
+                .map(|a| a.annotations.into_iter().collect())
+                .unwrap_or_default()),
+            Err(e) => Err(rpc_status(e).message),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = timeout(WAIT, self.task).await;
+    }
+}
+
+fn compatible(a: &BTreeMap<String, String>) -> Option<&str> {
+    a.get("image-compat.io/compatible").map(String::as_str)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_rejects_with_a_readable_reason_and_annotates_the_rest() {
+    let s = Setup::new().await;
+    let run = Running::start(s.config(), "").await;
+    let err = run
+        .create("default", &s.images["incompatible"])
+        .await
+        .unwrap_err();
+    let want_start = format!("image-compat: image {} (sha256:", s.images["incompatible"]);
+    assert!(err.starts_with(&want_start), "{err}");
+    assert!(
+        err.ends_with(") is not compatible with node test-node: set \"main\" rule \"needs x\": test.feature: x In [1] did not match (node has x=\"2\")"),
+        "{err}"
+    );
+    let ok = run
+        .create("default", &s.images["compatible"])
+        .await
+        .unwrap();
+    assert_eq!(compatible(&ok), Some("true"));
+    assert!(ok["image-compat.io/artifact"].starts_with("sha256:"));
+    // No artifact: allowed by default, marked unknown.
+    let ok = run.create("default", &s.images["plain"]).await.unwrap();
+    assert_eq!(compatible(&ok), Some("unknown"));
+    assert_eq!(
+        ok["image-compat.io/reason"],
+        "the image has no compatibility artifact"
+    );
+    // kube-system is exempt by default: no check, no annotation.
+    let ok = run
+        .create("kube-system", &s.images["incompatible"])
+        .await
+        .unwrap();
+    assert!(ok.is_empty(), "{ok:?}");
+    // A container whose image nobody names: unknown, allowed by default.
+    let c = container("nameless", &[]);
+    let resp = run.peer.create(&pod("web"), c).await.unwrap();
+    let a: BTreeMap<String, String> = resp.adjust.unwrap().annotations.into_iter().collect();
+    assert_eq!(compatible(&a), Some("unknown"));
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_lets_it_run_annotated() {
+    let s = Setup::new().await;
+    let config = Config {
+        mode: Mode::Audit,
+        ..s.config()
+    };
+    let run = Running::start(config, "").await;
+    let ok = run
+        .create("default", &s.images["incompatible"])
+        .await
+        .unwrap();
+    assert_eq!(compatible(&ok), Some("false"));
+    assert!(
+        ok["image-compat.io/reason"].contains("rule \"needs x\""),
+        "{ok:?}"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_config_replaces_the_file_config() {
+    let s = Setup::new().await;
+    // Pre-launched: the runtime passes the config file's content in Configure.
+    let runtime_config = format!(
+        "mode: audit\nnodeName: from-runtime\nregistry: {{plainHttp: ['{}']}}\n",
+        s.reg.host
+    );
+    let run = Running::start(s.config(), &runtime_config).await;
+    let ok = run
+        .create("default", &s.images["incompatible"])
+        .await
+        .unwrap();
+    assert_eq!(compatible(&ok), Some("false"));
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_policies_for_missing_artifacts_and_a_down_registry() {
+    let s = Setup::new().await;
+    let strict = Config {
+        on_missing_artifact: FailAction::Deny,
+        on_registry_error: FailAction::Deny,
+        ..s.config()
+    };
+    let run = Running::start(strict, "").await;
+    let err = run.create("default", &s.images["plain"]).await.unwrap_err();
+    assert!(
+        err.contains("the image has no compatibility artifact (onMissingArtifact: deny)"),
+        "{err}"
+    );
+    let down = "127.0.0.1:9/app:v1";
+    let err = run.create("default", down).await.unwrap_err();
+    assert!(
+        err.contains("could not be checked on node test-node: registry error:")
+            && err.ends_with("(onRegistryError: deny)"),
+        "{err}"
+    );
+    run.stop().await;
+
+    // The defaults let both through, marked unknown.
+    let run = Running::start(s.config(), "").await;
+    let ok = run.create("default", "127.0.0.1:9/app:v1").await.unwrap();
+    assert_eq!(compatible(&ok), Some("unknown"));
+    assert!(
+        ok["image-compat.io/reason"].starts_with("registry error:"),
+        "{ok:?}"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_bounds_every_decision() {
+    let s = Setup::new().await;
+    s.reg
+        .behave(|b| b.delay = Some(("/manifests/".into(), Duration::from_millis(1500))));
+    let config = Config {
+        deadline: Duration::from_millis(300),
+        ..s.config()
+    };
+    let run = Running::start(config, "").await;
+    let started = Instant::now();
+    let ok = run
+        .create("default", &s.images["incompatible"])
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(900), "took {took:?}");
+    assert_eq!(compatible(&ok), Some("unknown"));
+    assert!(
+        ok["image-compat.io/reason"].starts_with("no answer from the registry within 300ms"),
+        "{ok:?}"
+    );
+    run.stop().await;
+
+    // A deadline longer than half the runtime's request timeout (2 s) is cut to 1 s.
+    let config = Config {
+        deadline: Duration::from_secs(10),
+        ..s.config()
+    };
+    let run = Running::start(config, "").await;
+    let started = Instant::now();
+    let ok = run
+        .create("default", &s.images["compatible"])
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1600),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        ok["image-compat.io/reason"].starts_with("no answer from the registry within 1s"),
+        "{ok:?}"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronize_warms_the_cache() {
+    let s = Setup::new().await;
+    let run = Running::start(s.config(), "").await;
+    let existing = api::Container {
+        annotations: [(
+            "io.kubernetes.cri.image-name".to_string(),
+            s.images["incompatible"].clone(),
+        )]
+        .into(),
+        ..container("old", &[])
+    };
+    run.peer.sync(vec![pod("web")], vec![existing], false).await;
+    // Wait until the prefetch has fetched the artifact, then expect no registry request.
+    let deadline = Instant::now() + WAIT;
+    while !s
+        .reg
+        .requests()
+        .iter()
+        .any(|r| r.path.contains("/manifests/sha256-") || r.path.contains("/referrers/"))
+    {
+        assert!(Instant::now() < deadline, "no prefetch happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.reg.clear_log();
+    let err = run
+        .create("default", &s.images["incompatible"])
+        .await
+        .unwrap_err();
+    assert!(err.contains("is not compatible"), "{err}");
+    let asked = s.reg.requests();
+    assert!(
+        asked.is_empty(),
+        "the decision went to the registry: {asked:?}"
+    );
+    run.stop().await;
+}
