@@ -1,0 +1,93 @@
+//! Decision latency of the NRI plugin for a cached image: `Guard::decide` as CreateContainer
+//! calls it (identity, exemptions, cache lookup, policy, log line), with the artifact already
+//! fetched from an in-process registry. Prints p50/p99/max over many calls, then criterion's
+//! estimate of the mean.
+
+#[path = "../tests/support/oci_server.rs"]
+#[allow(dead_code)]
+mod oci_server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, Criterion};
+use image_compat::check::NameResolver;
+use image_compat::features::Features;
+use image_compat::nri::{ConfigureInfo, Container, Guard, Handler, PodSandbox};
+use image_compat::policy::Config;
+use image_compat::registry::{AttachOptions, Client, Reference, RegistryConfig};
+
+const SPEC: &str = include_str!("../tests/fixtures/specs/realistic.yaml");
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (guard, pod, ctr) = rt.block_on(async {
+        let reg = oci_server::TestRegistry::start().await;
+        reg.push_image("app", Some("v1"), "linux", "amd64");
+        let name = format!("{}/app:v1", reg.host);
+        let client = Client::new(RegistryConfig {
+            plain_http: vec![reg.host.clone()],
+            ..RegistryConfig::without_credential_files()
+        })
+        .expect("client");
+        client
+            .attach_spec(&Reference::parse(&name).expect("ref"), SPEC.as_bytes(), &AttachOptions::default())
+            .await
+            .expect("attach");
+        let mut config = Config::default();
+        config.registry.plain_http = vec![reg.host.clone()];
+        config.node_name = Some("bench".into());
+        let guard = Arc::new(Guard::new(config, Box::new(|_| {}), Arc::new(NameResolver), Features::default(), None));
+        guard
+            .configure(ConfigureInfo {
+                request_timeout: Some(Duration::from_secs(2)),
+                ..Default::default()
+            })
+            .await
+            .expect("configure");
+        let pod = PodSandbox {
+            name: "web".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        };
+        let ctr = Container {
+            name: "app".into(),
+            annotations: [("io.kubernetes.cri.image-name".to_string(), name)].into(),
+            ..Default::default()
+        };
+        // The first decision fetches; every later one is answered from the cache.
+        let first = guard.decide(&pod, &ctr).await;
+        assert!(first.is_err(), "the realistic spec does not match an empty node: {first:?}");
+        std::mem::forget(reg); // keep the registry up for the process's life
+        (guard, pod, ctr)
+    });
+
+    let n = 20_000;
+    let mut samples = Vec::with_capacity(n);
+    rt.block_on(async {
+        for _ in 0..n {
+            let t = Instant::now();
+            black_box(guard.decide(&pod, &ctr).await.is_err());
+            samples.push(t.elapsed());
+        }
+    });
+    samples.sort();
+    let pct = |p: f64| samples[((n as f64 * p) as usize).min(n - 1)];
+    println!(
+        "cached decision over {n} calls: p50 {:?}  p99 {:?}  p99.9 {:?}  max {:?}",
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        samples[n - 1]
+    );
+
+    let mut c = Criterion::default().configure_from_args();
+    c.bench_function("plugin decision, cached image (Guard::decide)", |b| {
+        b.to_async(&rt).iter(|| async { black_box(guard.decide(&pod, &ctr).await.is_err()) })
+    });
+    c.final_summary();
+}
