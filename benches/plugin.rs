@@ -35,13 +35,23 @@ fn main() {
         })
         .expect("client");
         client
-            .attach_spec(&Reference::parse(&name).expect("ref"), SPEC.as_bytes(), &AttachOptions::default())
+            .attach_spec(
+                &Reference::parse(&name).expect("ref"),
+                SPEC.as_bytes(),
+                &AttachOptions::default(),
+            )
             .await
             .expect("attach");
         let mut config = Config::default();
         config.registry.plain_http = vec![reg.host.clone()];
         config.node_name = Some("bench".into());
-        let guard = Arc::new(Guard::new(config, Box::new(|_| {}), Arc::new(NameResolver), Features::default(), None));
+        let guard = Arc::new(Guard::new(
+            config,
+            Box::new(|_| {}),
+            Arc::new(NameResolver),
+            Features::default(),
+            None,
+        ));
         guard
             .configure(ConfigureInfo {
                 request_timeout: Some(Duration::from_secs(2)),
@@ -61,7 +71,10 @@ fn main() {
         };
         // The first decision fetches; every later one is answered from the cache.
         let first = guard.decide(&pod, &ctr).await;
-        assert!(first.is_err(), "the realistic spec does not match an empty node: {first:?}");
+        assert!(
+            first.is_err(),
+            "the realistic spec does not match an empty node: {first:?}"
+        );
         std::mem::forget(reg); // keep the registry up for the process's life
         (guard, pod, ctr)
     });
@@ -87,7 +100,8 @@ fn main() {
 
     let mut c = Criterion::default().configure_from_args();
     c.bench_function("plugin decision, cached image (Guard::decide)", |b| {
-        b.to_async(&rt).iter(|| async { black_box(guard.decide(&pod, &ctr).await.is_err()) })
+        b.to_async(&rt)
+            .iter(|| async { black_box(guard.decide(&pod, &ctr).await.is_err()) })
     });
     c.final_summary();
 }

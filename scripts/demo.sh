@@ -108,9 +108,15 @@ try web "$reg/demo/portable-app:1"
 ic_plugin_stop "$work/plugin"
 
 say "Audit mode: both run; the incompatible one is annotated and logged"
-ic_plugin_start "$work/plugin" "$cd" --mode audit --plain-http "$reg"
+mport=$(ic_free_port)
+ic_plugin_start "$work/plugin" "$cd" --mode audit --plain-http "$reg" --metrics-listen "127.0.0.1:$mport"
 try gpu-job-audit "$reg/demo/gpu-app:1"
 try web-audit "$reg/demo/portable-app:1"
 echo
 echo "plugin log (decisions):"
 grep decision "$work/plugin/plugin.log" | sed 's/^/  /'
+echo
+run curl -s "http://127.0.0.1:$mport/healthz"
+echo
+printf '$ curl -s http://127.0.0.1:%s/metrics | grep decisions_total\n' "$mport"
+curl -s "http://127.0.0.1:$mport/metrics" | grep '^image_compat_decisions_total' | sed 's/^/  /'

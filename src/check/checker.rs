@@ -246,6 +246,7 @@ impl Checker {
                 Arc::new(Fetched {
                     result: Err(Verdict::new(Outcome::RegistryError {
                         error: format!("artifact fetch task failed: {e}"),
+                        kind: None,
                     })),
                     took: Duration::ZERO,
                 })

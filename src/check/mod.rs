@@ -144,8 +144,9 @@ fn registry_outcome(e: &RegistryError, resolving: bool) -> Outcome {
             error: format!("invalid compatibility artifact: {e}"),
         },
         ErrorKind::NotFound if resolving => Outcome::NoArtifact,
-        _ => Outcome::RegistryError {
+        kind => Outcome::RegistryError {
             error: e.to_string(),
+            kind: Some(kind),
         },
     }
 }

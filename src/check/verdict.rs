@@ -17,8 +17,12 @@ pub enum Outcome {
     NoSetSelected { message: String },
     /// The artifact or its spec is invalid, or NFD's evaluation fails on this node.
     InvalidSpec { error: String },
-    /// The registry could not give an answer.
-    RegistryError { error: String },
+    /// The registry could not give an answer; `kind` classifies it (for metrics).
+    RegistryError {
+        error: String,
+        #[serde(skip)]
+        kind: Option<crate::registry::ErrorKind>,
+    },
     /// No answer within the decision deadline (the fetch goes on in the background).
     DeadlineExceeded {
         #[serde(with = "humantime_serde")]
@@ -57,6 +61,15 @@ impl Verdict {
         }
     }
 
+    /// `compatible`, `incompatible` or `unknown`, for logs and metrics.
+    pub fn word(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Compatible { .. } => "compatible",
+            Outcome::Incompatible { .. } => "incompatible",
+            _ => "unknown",
+        }
+    }
+
     /// A short stable name of the case, for metrics and logs.
     pub fn case(&self) -> &'static str {
         match self.outcome {
@@ -79,7 +92,7 @@ impl Verdict {
             Outcome::NoArtifact => "the image has no compatibility artifact".into(),
             Outcome::NoSetSelected { message } => message.clone(),
             Outcome::InvalidSpec { error } => format!("invalid compatibility spec: {error}"),
-            Outcome::RegistryError { error } => format!("registry error: {error}"),
+            Outcome::RegistryError { error, .. } => format!("registry error: {error}"),
             Outcome::DeadlineExceeded { waited } => format!(
                 "no answer from the registry within {}",
                 humantime::format_duration(*waited)

@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::Args;
 use image_compat::check::{NameResolver, Resolver};
 use image_compat::features::{self, DiscoverOptions, Features, HostRoots, Source};
-use image_compat::nri::{Guard, Handler, Plugin, PluginOptions, Transport};
+use image_compat::metrics::{self, Health, Metrics};
+use image_compat::nri::{Guard, Handler, Observer, Plugin, PluginOptions, Transport};
 use image_compat::policy::{Config, Mode};
 use tracing::{info, warn};
 
@@ -107,7 +108,9 @@ pub fn run(a: NriPluginArgs) -> anyhow::Result<ExitCode> {
         None => Config::default(),
     };
     a.apply(&mut config);
-    let features = node_features(&config)?;
+    let metrics = Metrics::new();
+    metrics.set_mode(config.mode);
+    let features = node_features(&config, &metrics)?;
     let mut opts = PluginOptions::from_env(&config.nri.name, &config.nri.index)?;
     match &mut opts.transport {
         Transport::External { socket } => {
@@ -116,7 +119,7 @@ pub fn run(a: NriPluginArgs) -> anyhow::Result<ExitCode> {
         }
         Transport::Preconnected { fd } => info!(fd = *fd, "pre-launched by the runtime"),
     }
-    serve(a, config, features, opts)
+    serve(a, config, features, opts, metrics)
 }
 
 fn serve(
@@ -124,6 +127,7 @@ fn serve(
     config: Config,
     features: Features,
     opts: PluginOptions,
+    metrics: Metrics,
 ) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -134,23 +138,24 @@ fn serve(
         let resolver: Arc<dyn Resolver> = Arc::new(NameResolver);
         let refresh = config.features.refresh;
         let flags = a.clone();
+        let observer: Arc<dyn Observer> = Arc::new(metrics.clone());
         let guard = Arc::new(Guard::new(
             config.clone(),
             Box::new(move |c| flags.apply(c)),
             resolver,
             features,
-            None,
+            Some(observer),
         ));
         if !refresh.is_zero() && config.features.file.is_none() {
-            let (guard, config) = (guard.clone(), config.clone());
+            let (guard, config, metrics) = (guard.clone(), config.clone(), metrics.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(refresh);
                 tick.tick().await;
                 loop {
                     tick.tick().await;
                     match tokio::task::spawn_blocking({
-                        let config = config.clone();
-                        move || node_features(&config)
+                        let (config, metrics) = (config.clone(), metrics.clone());
+                        move || node_features(&config, &metrics)
                     })
                     .await
                     {
@@ -163,6 +168,24 @@ fn serve(
         }
         let handler: Arc<dyn Handler> = guard.clone();
         let plugin = Plugin::new(opts, handler)?;
+        if let Some(listen) = config.metrics.listen.as_deref().filter(|l| !l.is_empty()) {
+            // Bind before connecting: a bad or busy address is a start-up error, not a log line.
+            let server = metrics::Server::bind(listen).await?;
+            info!(addr = %server.local_addr(), "serving /metrics and /healthz");
+            let status = plugin.status();
+            tokio::spawn(server.run(
+                metrics.clone(),
+                move || Health::of_plugin(&status.get(), true),
+                std::future::pending(),
+            ));
+            let (status, metrics) = (plugin.status(), metrics.clone());
+            tokio::spawn(async move {
+                loop {
+                    metrics.set_nri_status(&status.get());
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            });
+        }
         plugin.run_until(shutdown_signal()).await?;
         info!("stopped");
         Ok(ExitCode::SUCCESS)
@@ -170,7 +193,7 @@ fn serve(
 }
 
 /// The node's features: the configured file, or discovery with the configured prefix/sources.
-fn node_features(config: &Config) -> anyhow::Result<Features> {
+fn node_features(config: &Config, metrics: &Metrics) -> anyhow::Result<Features> {
     if let Some(f) = &config.features.file {
         return Ok(features::file::read(f)?);
     }
@@ -184,6 +207,7 @@ fn node_features(config: &Config) -> anyhow::Result<Features> {
     }
     let started = Instant::now();
     let f = features::discover(&opts);
+    metrics.record_discovery(started.elapsed());
     info!(
         features = f.len(),
         took_us = started.elapsed().as_micros() as u64,

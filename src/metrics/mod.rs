@@ -497,3 +497,40 @@ fn catch_up(counter: &Counter, total: u64) {
 
 #[cfg(test)]
 mod tests;
+
+/// The plugin reports each decision here: counts, latency, cache use, fetches, registry errors.
+impl crate::nri::Observer for Metrics {
+    fn decided(&self, d: &crate::nri::Decided, lookup: Option<&crate::check::Lookup>) {
+        use crate::check::Source;
+        let Some(verdict) = &d.verdict else {
+            self.record_exempt(d.latency);
+            return;
+        };
+        let case = Case::of(&verdict.outcome);
+        let action = if d.action == "deny" {
+            Action::Deny
+        } else {
+            Action::Allow
+        };
+        self.record_decision(case.verdict(), action, case, d.latency);
+        let Some(lookup) = lookup else {
+            return;
+        };
+        self.record_cache(matches!(lookup.source, Source::Cached | Source::Stale));
+        // A fetch is counted once, by the call that waited for it; cached failures are not
+        // counted again as registry errors.
+        if let Some(took) = lookup.fetch_time {
+            let result = match &verdict.outcome {
+                Outcome::NoArtifact => FetchResult::None,
+                Outcome::RegistryError { kind, .. } => {
+                    if let Some(k) = kind {
+                        self.record_registry_error(*k);
+                    }
+                    FetchResult::Error
+                }
+                _ => FetchResult::Found,
+            };
+            self.record_fetch(result, took);
+        }
+    }
+}

@@ -195,6 +195,7 @@ async fn recorded_events_are_scraped_with_their_labels() {
     metrics.record_checked(
         &checked(Outcome::RegistryError {
             error: "connection refused".into(),
+            kind: None,
         }),
         &allow(),
         Duration::from_millis(700),
@@ -492,7 +493,10 @@ fn every_outcome_has_the_case_name_of_the_verdict() {
             message: "m".into(),
         },
         Outcome::InvalidSpec { error: "e".into() },
-        Outcome::RegistryError { error: "e".into() },
+        Outcome::RegistryError {
+            error: "e".into(),
+            kind: None,
+        },
         Outcome::DeadlineExceeded {
             waited: Duration::from_secs(1),
         },

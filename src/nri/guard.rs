@@ -173,7 +173,7 @@ impl Guard {
                     digest = verdict.digest.as_deref().unwrap_or(""),
                     pod = %pod_name,
                     container = %ctr.name,
-                    verdict = verdict.label(),
+                    verdict = verdict.word(),
                     case = verdict.case(),
                     action,
                     reason = %verdict.reason(),

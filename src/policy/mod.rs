@@ -186,6 +186,7 @@ mod tests {
             (
                 Outcome::RegistryError {
                     error: "connection refused".into(),
+                    kind: None,
                 },
                 false,
                 "onRegistryError",
