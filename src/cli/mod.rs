@@ -1,9 +1,14 @@
 //! Command-line interface: one file per subcommand, each only reading arguments and
 //! formatting output around library calls.
 
+mod attach_spec;
+mod discover;
 mod evaluate;
 mod features;
+mod registry;
+mod remove_spec;
 mod report;
+mod validate_node;
 mod validate_spec;
 
 use std::process::ExitCode;
@@ -41,8 +46,18 @@ pub struct LogArgs {
 pub enum Command {
     /// Evaluate a compatibility spec against a features file (this node's or another's).
     Evaluate(evaluate::EvaluateArgs),
-    /// Check compatibility spec files: every error and warning with its location.
+    /// Check compatibility spec files, or the artifact attached to an image: every error and
+    /// warning with its location.
     ValidateSpec(validate_spec::ValidateSpecArgs),
+    /// Evaluate an image's attached spec on this node (or a features file); NFD's
+    /// `nfd compat validate-node` flags are accepted.
+    ValidateNode(validate_node::ValidateNodeArgs),
+    /// Validate a spec file and attach it to an image in its registry.
+    AttachSpec(attach_spec::AttachSpecArgs),
+    /// Delete compatibility artifacts of an image (never the image or other referrers).
+    RemoveSpec(remove_spec::RemoveSpecArgs),
+    /// List an image's compatibility artifacts and which one is used.
+    Discover(discover::DiscoverArgs),
     /// Discover this node's features, as NFD's sources see them.
     Features(features::FeaturesArgs),
 }
@@ -64,6 +79,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::ValidateSpec(a) => validate_spec::run(a),
         Command::Features(a) => features::run(a),
+        Command::ValidateNode(a) => validate_node::run(a),
+        Command::AttachSpec(a) => attach_spec::run(a),
+        Command::RemoveSpec(a) => remove_spec::run(a),
+        Command::Discover(a) => discover::run(a),
     }
 }
 
