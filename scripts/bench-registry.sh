@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks `image-compat validate-node` against a loopback docker-registry, cold (a fresh
 # process each run), side by side with `oras discover` and `oras discover` + `oras pull` of the
-# same artifact: registry round trips per run (the registry's access log) and wall time
-# (hyperfine). Prints the figures; BENCHMARKS.md "## Registry" records them.
+# same artifact: registry round trips per run (the registry's access log), wall time (runs
+# interleaved) and CPU time (hyperfine). Prints the figures; BENCHMARKS.md "## Registry" records
+# them.
 #
 # Usage: scripts/bench-registry.sh [RUNS]      (default 50; IC_BIN=path skips the release build)
 set -euo pipefail
@@ -74,15 +75,40 @@ requests "image-compat validate-node --features" $VNF
 requests "oras discover" $OD
 requests "oras pull (the artifact)" $OP
 echo
-# hyperfine ignores exit 1 (-i): "not compatible" is an answer; exit 2 was ruled out above.
-hyperfine -N -i --warmup 3 --runs "$RUNS" --style basic \
-  --export-markdown "$WORK/times.md" \
-  -n "image-compat validate-node (discovery + registry)" "$VN" \
-  -n "image-compat validate-node --features FILE" "$VNF" \
-  -n "oras discover" "$OD" \
-  -n "oras pull (the artifact)" "$OP"
-hyperfine -i --warmup 3 --runs "$RUNS" --style basic \
-  --export-markdown "$WORK/times-sh.md" \
-  -n "oras discover + oras pull" "$OD && $OP"
+# Wall time, interleaved: each round runs every command once, in turn, so that the load of a
+# busy machine falls on all of them alike (hyperfine would time one command's runs in a block).
+# validate-node exiting 1 ("not compatible") is an answer; exit 2 was ruled out above.
+NAMES=("validate-node (discovery + registry)" "validate-node --features FILE" "oras discover"
+  "oras pull" "oras discover + oras pull")
+CMDS=("$VN" "$VNF" "$OD" "$OP" "$OD && $OP")
+for ((w = 0; w < 3; w++)); do for c in "${CMDS[@]}"; do eval "$c" >/dev/null 2>&1 || true; done; done
+: >"$WORK/times"
+for ((r = 0; r < RUNS; r++)); do
+  for i in "${!CMDS[@]}"; do
+    t0=$EPOCHREALTIME
+    eval "${CMDS[i]}" >/dev/null 2>&1 || true
+    t1=$EPOCHREALTIME
+    echo "$i ${t0/./} ${t1/./}" >>"$WORK/times"
+  done
+done
+echo "wall time per run, $RUNS interleaved rounds (ms)"
+printf '%-40s %8s %8s %8s %8s\n' command median mean p10 p90
+for i in "${!CMDS[@]}"; do
+  awk -v i="$i" '$1 == i { print ($3 - $2) / 1000 }' "$WORK/times" | sort -n |
+    awk -v name="${NAMES[i]}" '{ v[NR] = $1; s += $1 }
+      END { printf "%-40s %8.1f %8.1f %8.1f %8.1f\n", name, v[int((NR + 1) / 2)], s / NR,
+            v[int(NR * 0.1) + 1], v[int(NR * 0.9)] }'
+done
 echo
-cat "$WORK/times.md" "$WORK/times-sh.md"
+# CPU time (user + system) per run, from hyperfine.
+hyperfine -N -i --warmup 3 --runs "$RUNS" --style none --export-json "$WORK/cpu.json" \
+  -n "validate-node (discovery + registry)" "$VN" \
+  -n "validate-node --features FILE" "$VNF" \
+  -n "oras discover" "$OD" \
+  -n "oras pull" "$OP" >/dev/null 2>&1
+echo "CPU time per run (ms, mean user + system)"
+"$IC_PYTHON" - "$WORK/cpu.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"{r['command']:<40} {1000 * r['user']:8.1f} {1000 * r['system']:8.1f}")
+PY
