@@ -70,9 +70,14 @@ OP="$ORAS pull --plain-http -o $WORK/pull $HOST/bench/app@$ARTIFACT"
 echo "image $IMAGE, artifact $ARTIFACT"
 echo
 echo "registry requests per run (docker-registry access log)"
+# The command strings are split into words on purpose (no path here has a space).
+# shellcheck disable=SC2086
 requests "image-compat validate-node" $VN
+# shellcheck disable=SC2086
 requests "image-compat validate-node --features" $VNF
+# shellcheck disable=SC2086
 requests "oras discover" $OD
+# shellcheck disable=SC2086
 requests "oras pull (the artifact)" $OP
 echo
 # Wall time, interleaved: each round runs every command once, in turn, so that the load of a

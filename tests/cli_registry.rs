@@ -96,26 +96,10 @@ impl RegistryEnv {
         self.oras.referrers(&self.r(name), self.dir())
     }
 
-    /// `oras attach` of `content` as a file `file` with layer type `layer_type`.
-    fn oras_attach(&self, name: &str, artifact_type: &str, file: &str, content: &str) -> String {
-        self.oras_attach_as(name, artifact_type, file, content, SPEC_LAYER)
-    }
-
-    fn oras_attach_as(
-        &self,
-        name: &str,
-        artifact_type: &str,
-        file: &str,
-        content: &str,
-        layer_type: &str,
-    ) -> String {
-        self.oras.attach(
-            &self.r(name),
-            artifact_type,
-            (file, content),
-            layer_type,
-            self.dir(),
-        )
+    /// `oras attach` of (file name, content) as the one layer, of type `layer`.
+    fn oras_attach(&self, name: &str, kind: &str, file: (&str, &str), layer: &str) -> String {
+        let r = self.r(name);
+        self.oras.attach(&r, kind, file, layer, self.dir())
     }
 
     /// Whether the registry still has the manifest `digest` in repository `repo`.
@@ -337,15 +321,14 @@ fn nfd_walkthrough_attach_validate_discover_remove() {
 fn oras_attached_spec_is_used_and_other_referrers_survive_removal() {
     let Some(env) = env() else { return };
     let image = env.push_image("app:v1");
-    let signature = env.oras_attach_as(
+    let signature = env.oras_attach(
         "app:v1",
         SIGNATURE_TYPE,
-        "sig.txt",
-        "signed\n",
+        ("sig.txt", "signed\n"),
         "application/octet-stream",
     );
     let spec = std::fs::read_to_string(root().join(SPEC)).expect("spec");
-    let by_oras = env.oras_attach("app:v1", ARTIFACT_TYPE, "spec.yaml", &spec);
+    let by_oras = env.oras_attach("app:v1", ARTIFACT_TYPE, ("spec.yaml", &spec), SPEC_LAYER);
 
     let out = env.ic("validate-node", "app:v1", &["--features", MATCHING_NODE]);
     expect_code(&out, 0, "validate-node with the oras artifact");
@@ -440,17 +423,7 @@ fn oras_attached_spec_is_used_and_other_referrers_survive_removal() {
 #[test]
 fn platform_attach_on_a_multi_platform_index() {
     let Some(env) = env() else { return };
-    env.oras.push_image(&env.r("app:amd64"), "amd64", env.dir());
-    let arm = env.oras.push_image(&env.r("app:arm64"), "arm64", env.dir());
-    env.oras(&[
-        "manifest",
-        "index",
-        "create",
-        "--plain-http",
-        &env.r("app:v1"),
-        "amd64",
-        "arm64",
-    ]);
+    let (_, _, arm) = env.push_index("app", "v1");
     let out = env.ic(
         "attach-spec",
         "app:v1",
@@ -567,11 +540,10 @@ fn bad_artifacts_in_the_registry_are_clear_errors() {
 
     // Wrong layer media type.
     env.push_image("wrongtype:v1");
-    let artifact = env.oras_attach_as(
+    let artifact = env.oras_attach(
         "wrongtype:v1",
         ARTIFACT_TYPE,
-        "spec.txt",
-        "version: v1alpha1\n",
+        ("spec.txt", "version: v1alpha1\n"),
         "text/plain",
     );
     let out = env.ic("validate-node", "wrongtype:v1", &features);
@@ -594,8 +566,8 @@ fn bad_artifacts_in_the_registry_are_clear_errors() {
     let artifact = env.oras_attach(
         "badyaml:v1",
         ARTIFACT_TYPE,
-        "spec.yaml",
-        "version: v1alpha1\ncompatibilities: [\n",
+        ("spec.yaml", "version: v1alpha1\ncompatibilities: [\n"),
+        SPEC_LAYER,
     );
     let out = env.ic("validate-node", "badyaml:v1", &features);
     expect_code(&out, 2, "validate-node, invalid YAML");
@@ -612,8 +584,8 @@ fn bad_artifacts_in_the_registry_are_clear_errors() {
     let artifact = env.oras_attach(
         "badspec:v1",
         ARTIFACT_TYPE,
-        "spec.yaml",
-        "version: v1alpha1\ncompatibilities:\n- rules:\n  - name: cpu\n    matchFeatures:\n    - feature: cpu.cpuid\n      matchName: {op: Gt, value: [five]}\n",
+        ("spec.yaml", "version: v1alpha1\ncompatibilities:\n- rules:\n  - name: cpu\n    matchFeatures:\n    - feature: cpu.cpuid\n      matchName: {op: Gt, value: [five]}\n"),
+        SPEC_LAYER,
     );
     let out = env.ic("validate-node", "badspec:v1", &features);
     expect_code(&out, 2, "validate-node, invalid spec");

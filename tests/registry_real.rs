@@ -281,18 +281,7 @@ async fn removing_the_last_referrer_drops_the_fallback_tag_like_oras() {
 #[tokio::test]
 async fn multi_arch_index_artifacts_on_index_and_platform() {
     let Some(env) = env() else { return };
-    let amd = env.push_image("app:linux-amd64", "amd64");
-    let arm = env.push_image("app:linux-arm64", "arm64");
-    env.oras(&[
-        "manifest",
-        "index",
-        "create",
-        "--plain-http",
-        &env.r("app:v1"),
-        "linux-amd64",
-        "linux-arm64",
-    ]);
-    let index = env.digest_of("app:v1");
+    let (index, amd, arm) = env.push_index("app", "v1");
     env.oras_attach(
         "app:v1",
         media::ARTIFACT_TYPE,

@@ -296,4 +296,27 @@ impl RegistryEnv {
     pub fn r(&self, name: &str) -> String {
         format!("{}/{name}", self.reg.host)
     }
+
+    /// A linux/amd64 + linux/arm64 index at `repo:tag` (its images tagged `linux-amd64` and
+    /// `linux-arm64`); returns the (index, amd64, arm64) digests.
+    pub fn push_index(&self, repo: &str, tag: &str) -> (String, String, String) {
+        let amd =
+            (self.oras).push_image(&self.r(&format!("{repo}:linux-amd64")), "amd64", self.dir());
+        let arm =
+            (self.oras).push_image(&self.r(&format!("{repo}:linux-arm64")), "arm64", self.dir());
+        let index = self.r(&format!("{repo}:{tag}"));
+        self.oras.run(
+            &[
+                "manifest",
+                "index",
+                "create",
+                "--plain-http",
+                &index,
+                "linux-amd64",
+                "linux-arm64",
+            ],
+            self.dir(),
+        );
+        (self.oras.digest_of(&index, self.dir()), amd, arm)
+    }
 }
