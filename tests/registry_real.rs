@@ -5,51 +5,42 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use image_compat::registry::{
     media, AttachOptions, Client, Discovery, ErrorKind, Platform, Reference, RegistryConfig,
     RemoveWhich, SubjectKind,
 };
-use support::stack::{stack, DockerRegistry, Oras};
+use support::stack::RegistryEnv;
 
 const SPEC: &str = "version: v1alpha1\ncompatibilities:\n- description: needs avx\n  rules: []\n";
 const SIGNATURE_TYPE: &str = "application/vnd.example.signature.v1";
 
 struct Env {
-    reg: DockerRegistry,
-    oras: Oras,
-    work: tempfile::TempDir,
+    base: RegistryEnv,
     client: Client,
 }
 
+// The registry, oras and scratch directory are read through `env.` as if they were Env's own.
+impl std::ops::Deref for Env {
+    type Target = RegistryEnv;
+    fn deref(&self) -> &RegistryEnv {
+        &self.base
+    }
+}
+
 fn env() -> Option<Env> {
-    let stack = stack()?;
-    let reg = DockerRegistry::start(stack);
+    let base = RegistryEnv::start()?;
     let client = Client::new(RegistryConfig {
-        plain_http: vec![reg.host.clone()],
+        plain_http: vec![base.reg.host.clone()],
         request_timeout: Duration::from_secs(10),
         ..RegistryConfig::without_credential_files()
     })
     .expect("client");
-    Some(Env {
-        oras: Oras::new(stack),
-        work: tempfile::tempdir().expect("tempdir"),
-        client,
-        reg,
-    })
+    Some(Env { base, client })
 }
 
 impl Env {
-    fn dir(&self) -> &Path {
-        self.work.path()
-    }
-
-    fn r(&self, name: &str) -> String {
-        format!("{}/{name}", self.reg.host)
-    }
-
     fn reference(&self, name: &str) -> Reference {
         Reference::parse(&self.r(name)).expect("reference")
     }
@@ -60,37 +51,11 @@ impl Env {
 
     /// Pushes a one-layer linux image with oras; returns its manifest digest.
     fn push_image(&self, name: &str, arch: &str) -> String {
-        let config = format!("config-{arch}.json");
-        std::fs::write(
-            self.dir().join(&config),
-            format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#),
-        )
-        .expect("write");
-        let layer = format!("layer-{arch}.txt");
-        std::fs::write(self.dir().join(&layer), format!("files for {arch}\n")).expect("write");
-        self.oras(&[
-            "push",
-            "--plain-http",
-            &self.r(name),
-            "--config",
-            &format!("{config}:application/vnd.oci.image.config.v1+json"),
-            &format!("{layer}:application/vnd.oci.image.layer.v1.tar"),
-        ]);
-        self.digest_of(name)
+        self.oras.push_image(&self.r(name), arch, self.dir())
     }
 
     fn digest_of(&self, name: &str) -> String {
-        let desc = self.oras.run_json(
-            &[
-                "manifest",
-                "fetch",
-                "--plain-http",
-                "--descriptor",
-                &self.r(name),
-            ],
-            self.dir(),
-        );
-        desc["digest"].as_str().expect("digest").to_string()
+        self.oras.digest_of(&self.r(name), self.dir())
     }
 
     /// `oras attach` of a file with an artifact type and layer media type.
@@ -102,42 +67,18 @@ impl Env {
         content: &str,
         layer_type: &str,
     ) {
-        std::fs::write(self.dir().join(file), content).expect("write");
-        self.oras(&[
-            "attach",
-            "--plain-http",
-            "--artifact-type",
-            artifact_type,
+        self.oras.attach(
             &self.r(name),
-            &format!("{file}:{layer_type}"),
-        ]);
+            artifact_type,
+            (file, content),
+            layer_type,
+            self.dir(),
+        );
     }
 
     /// (digest, artifactType) of the referrers `oras discover` lists.
     fn discover(&self, name: &str) -> Vec<(String, String)> {
-        let out = self.oras.run_json(
-            &[
-                "discover",
-                "--plain-http",
-                "--format",
-                "json",
-                &self.r(name),
-            ],
-            self.dir(),
-        );
-        out["referrers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|r| {
-                        (
-                            r["digest"].as_str().unwrap_or_default().to_string(),
-                            r["artifactType"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.oras.referrers(&self.r(name), self.dir())
     }
 }
 
@@ -340,18 +281,7 @@ async fn removing_the_last_referrer_drops_the_fallback_tag_like_oras() {
 #[tokio::test]
 async fn multi_arch_index_artifacts_on_index_and_platform() {
     let Some(env) = env() else { return };
-    let amd = env.push_image("app:linux-amd64", "amd64");
-    let arm = env.push_image("app:linux-arm64", "arm64");
-    env.oras(&[
-        "manifest",
-        "index",
-        "create",
-        "--plain-http",
-        &env.r("app:v1"),
-        "linux-amd64",
-        "linux-arm64",
-    ]);
-    let index = env.digest_of("app:v1");
+    let (index, amd, arm) = env.push_index("app", "v1");
     env.oras_attach(
         "app:v1",
         media::ARTIFACT_TYPE,
@@ -425,8 +355,8 @@ async fn stopped_registry_is_a_clear_transport_error() {
     let Some(env) = env() else { return };
     env.push_image("app:v1", "amd64");
     let r = env.reference("app:v1");
-    let Env { reg, client, .. } = env;
-    drop(reg);
+    let Env { base, client } = env;
+    drop(base.reg);
     let err = client
         .fetch_spec(&r, &amd64())
         .await

@@ -44,6 +44,15 @@ pub async fn inspect(
         .resolve(image, platform)
         .await
         .map_err(|e| Verdict::new(registry_outcome(&e, true)))?;
+    inspect_resolved(client, resolved).await
+}
+
+/// `inspect` for an image already resolved: the CLI resolves first so that a missing image is
+/// reported as such (for the plugin it is just an image without an artifact).
+pub async fn inspect_resolved(
+    client: &Client,
+    resolved: ResolvedImage,
+) -> Result<Inspection, Verdict> {
     let digest = Some(resolved.target().digest.to_string());
     let with_digest = |outcome| Verdict {
         outcome,
@@ -69,11 +78,25 @@ pub async fn inspect(
         }),
         Err(e) => Err(Verdict {
             outcome: Outcome::InvalidSpec {
-                error: e.to_string().replace('\n', " "),
+                error: one_line(&e, &origin),
             },
             digest,
             artifact: Some(fetched.artifact.digest.to_string()),
         }),
+    }
+}
+
+/// A spec error on one line: the located errors joined, without the multi-line form's
+/// "invalid compatibility spec:" heading, which `Verdict::reason` already says.
+fn one_line(e: &spec::SpecError, origin: &str) -> String {
+    match e {
+        spec::SpecError::Invalid { diagnostics, .. } => diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.display_in(origin))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
     }
 }
 

@@ -8,7 +8,7 @@ use clap::Args;
 use image_compat::{features, spec};
 
 use super::report::{self, Origin};
-use super::{parse_tags, ReportFormat};
+use super::ReportFormat;
 
 #[derive(Args)]
 pub struct EvaluateArgs {
@@ -31,29 +31,13 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot read", a.spec.display()))?;
     let origin_name = a.spec.display().to_string();
     let loaded = spec::load(&text, &origin_name)?;
-    super::print_warnings(&origin_name, &loaded.warnings);
     let features = features::file::read(&a.features)?;
-    let tags = parse_tags(&a.tags);
-    let eval = loaded.spec.evaluate(&features, &tags)?;
-    if eval.sets.is_empty() {
-        anyhow::bail!("{}", no_set_selected(&loaded.spec, &tags));
-    }
-    report::print(a.output, &loaded.spec, &eval, &tags, &Origin::default())
-}
-
-/// The message when `--tags` selects no set: the question has no answer.
-pub fn no_set_selected(spec: &image_compat::rules::CompiledSpec, tags: &[String]) -> String {
-    let mut known: Vec<&str> = spec
-        .spec()
-        .compatibilities
-        .iter()
-        .map(|c| c.tag.as_str())
-        .filter(|t| !t.is_empty())
-        .collect();
-    known.dedup();
-    format!(
-        "no compatibility set has a tag in [{}] (tags in the spec: [{}])",
-        tags.join(", "),
-        known.join(", ")
+    report::evaluate_and_print(
+        &loaded,
+        &origin_name,
+        &features,
+        &a.tags,
+        a.output,
+        &Origin::default(),
     )
 }

@@ -1,10 +1,15 @@
 //! Command-line interface: one file per subcommand, each only reading arguments and
 //! formatting output around library calls.
 
+mod attach_spec;
+mod discover;
 mod evaluate;
 mod features;
 mod nri_plugin;
+mod registry;
+mod remove_spec;
 mod report;
+mod validate_node;
 mod validate_spec;
 
 use std::process::ExitCode;
@@ -42,8 +47,18 @@ pub struct LogArgs {
 pub enum Command {
     /// Evaluate a compatibility spec against a features file (this node's or another's).
     Evaluate(evaluate::EvaluateArgs),
-    /// Check compatibility spec files: every error and warning with its location.
+    /// Check compatibility spec files, or the artifact attached to an image: every error and
+    /// warning with its location.
     ValidateSpec(validate_spec::ValidateSpecArgs),
+    /// Evaluate an image's attached spec on this node (or a features file); NFD's
+    /// `nfd compat validate-node` flags are accepted.
+    ValidateNode(validate_node::ValidateNodeArgs),
+    /// Validate a spec file and attach it to an image in its registry.
+    AttachSpec(attach_spec::AttachSpecArgs),
+    /// Delete compatibility artifacts of an image (never the image or other referrers).
+    RemoveSpec(remove_spec::RemoveSpecArgs),
+    /// List an image's compatibility artifacts and which one is used.
+    Discover(discover::DiscoverArgs),
     /// Discover this node's features, as NFD's sources see them.
     Features(features::FeaturesArgs),
     /// Run the NRI plugin: check every container's image before the runtime creates it.
@@ -67,6 +82,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::ValidateSpec(a) => validate_spec::run(a),
         Command::Features(a) => features::run(a),
+        Command::ValidateNode(a) => validate_node::run(a),
+        Command::AttachSpec(a) => attach_spec::run(a),
+        Command::RemoveSpec(a) => remove_spec::run(a),
+        Command::Discover(a) => discover::run(a),
         Command::NriPlugin(a) => nri_plugin::run(a),
     }
 }

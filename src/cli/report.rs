@@ -3,11 +3,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use image_compat::features::Features;
 use image_compat::rules::report::{nfd_report, reason, set_label, to_go_json};
 use image_compat::rules::{CompiledSpec, Evaluation};
+use image_compat::spec::Loaded;
 use serde::Serialize;
 
-use super::{ReportFormat, EXIT_NOT_COMPATIBLE};
+use super::{parse_tags, print_warnings, ReportFormat, EXIT_NOT_COMPATIBLE};
 
 /// What was evaluated, when it came from a registry (validate-node).
 #[derive(Debug, Default, Clone, Serialize)]
@@ -46,6 +48,42 @@ struct RuleFailure<'a> {
     rule: &'a str,
     feature: &'a str,
     message: &'a str,
+}
+
+/// Evaluates a loaded spec on `features` and prints the report: what evaluate (spec file)
+/// and validate-node (spec from a registry) share. `spec_origin` names the spec in warnings.
+pub fn evaluate_and_print(
+    loaded: &Loaded,
+    spec_origin: &str,
+    features: &Features,
+    tags: &[String],
+    format: ReportFormat,
+    origin: &Origin,
+) -> anyhow::Result<ExitCode> {
+    print_warnings(spec_origin, &loaded.warnings);
+    let tags = parse_tags(tags);
+    let eval = loaded.spec.evaluate(features, &tags)?;
+    if eval.sets.is_empty() {
+        anyhow::bail!("{}", no_set_selected(&loaded.spec, &tags));
+    }
+    print(format, &loaded.spec, &eval, &tags, origin)
+}
+
+/// The message when `--tags` selects no set: the question has no answer.
+fn no_set_selected(spec: &CompiledSpec, tags: &[String]) -> String {
+    let mut known: Vec<&str> = spec
+        .spec()
+        .compatibilities
+        .iter()
+        .map(|c| c.tag.as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    known.dedup();
+    format!(
+        "no compatibility set has a tag in [{}] (tags in the spec: [{}])",
+        tags.join(", "),
+        known.join(", ")
+    )
 }
 
 /// Prints the report and returns the exit code: 0 compatible, 1 not compatible.

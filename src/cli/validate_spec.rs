@@ -1,57 +1,54 @@
-//! `image-compat validate-spec FILE...`: every problem of each spec, located.
+//! `image-compat validate-spec`: every problem of each spec file and image artifact, located.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use image_compat::registry::{media, Discovery, ErrorKind, Reference, SubjectKind};
 use image_compat::spec;
 
+use super::registry::{block_on, describe, registry_error, resolve, PlatformArg, RegistryArgs};
 use super::EXIT_ERROR;
 
 #[derive(Args)]
 pub struct ValidateSpecArgs {
     /// Spec files (YAML or JSON).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "image")]
     files: Vec<PathBuf>,
+    /// Also validate the compatibility artifact attached to this image (the one validate-node
+    /// would use): its manifest, media types, subject and spec layer, then the spec.
+    #[arg(long, value_name = "REF")]
+    image: Option<String>,
+    #[command(flatten)]
+    platform: PlatformArg,
     /// Print errors only.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 pub fn run(a: ValidateSpecArgs) -> anyhow::Result<ExitCode> {
     let mut invalid = 0;
     for file in &a.files {
         let name = file.display().to_string();
-        let checked = std::fs::read_to_string(file)
+        let valid = std::fs::read_to_string(file)
             .map_err(|e| format!("{name}: cannot read: {e}"))
-            .and_then(|text| spec::check(&text, &name).map_err(|e| e.to_string()));
-        match checked {
-            Err(message) => {
-                invalid += 1;
-                eprintln!("{message}");
-            }
-            Ok(c) => {
-                // The diagnostics are this command's report: stdout, in order.
-                for d in c.diagnostics.iter().filter(|d| d.is_error() || !a.quiet) {
-                    println!("{}", d.display_in(&name));
-                }
-                let (errors, warnings) = (c.errors().count(), c.warnings().count());
-                if errors > 0 {
-                    invalid += 1;
-                    println!(
-                        "{name}: invalid ({}, {})",
-                        count(errors, "error"),
-                        count(warnings, "warning")
-                    );
-                } else {
-                    let sets = c.spec.compatibilities.len();
-                    println!(
-                        "{name}: valid ({}, {})",
-                        count(sets, "compatibility set"),
-                        count(warnings, "warning")
-                    );
-                }
-            }
+            .and_then(|text| report(&text, &name, a.quiet));
+        if !valid.unwrap_or_else(|message| {
+            eprintln!("{message}");
+            false
+        }) {
+            invalid += 1;
+        }
+    }
+    if let Some(image) = &a.image {
+        let valid = validate_image(image, &a).unwrap_or_else(|e| {
+            eprintln!("{}", super::render_error(&e));
+            false
+        });
+        if !valid {
+            invalid += 1;
         }
     }
     Ok(if invalid > 0 {
@@ -61,6 +58,93 @@ pub fn run(a: ValidateSpecArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn count(n: usize, what: &str) -> String {
+/// Prints a spec's diagnostics and verdict line; true when it is valid. A syntax error, which
+/// stops reading, is the `Err`.
+fn report(text: &str, name: &str, quiet: bool) -> Result<bool, String> {
+    let c = spec::check(text, name).map_err(|e| e.to_string())?;
+    // The diagnostics are this command's report: stdout, in order.
+    for d in c.diagnostics.iter().filter(|d| d.is_error() || !quiet) {
+        println!("{}", d.display_in(name));
+    }
+    let (errors, warnings) = (c.errors().count(), c.warnings().count());
+    if errors > 0 {
+        println!(
+            "{name}: invalid ({}, {})",
+            count(errors, "error"),
+            count(warnings, "warning")
+        );
+    } else {
+        let sets = c.spec.compatibilities.len();
+        println!(
+            "{name}: valid ({}, {})",
+            count(sets, "compatibility set"),
+            count(warnings, "warning")
+        );
+    }
+    Ok(errors == 0)
+}
+
+/// Fetches the image's winning artifact, which checks it on the way (manifest, media types,
+/// subject, digests, sizes), and reports the artifact and then its spec.
+fn validate_image(image: &str, a: &ValidateSpecArgs) -> anyhow::Result<bool> {
+    let reference = Reference::parse(image)?;
+    let platform = a.platform.platform()?;
+    let client = a.registry.client(&reference)?;
+    let (resolved, fetched) = block_on(async {
+        let resolved = resolve(&client, &reference, &platform).await?;
+        let fetched = client.fetch_spec_for(&resolved).await;
+        Ok::<_, anyhow::Error>((resolved, fetched))
+    })??;
+    let image = describe(&resolved);
+    let fetched = match fetched {
+        Ok(Some(f)) => f,
+        Ok(None) => anyhow::bail!("{image}: no compatibility artifact"),
+        Err(e) if e.kind() == ErrorKind::InvalidContent => {
+            println!("{image}: error: {e}");
+            println!("{image}: invalid (the artifact fails its checks)");
+            return Ok(false);
+        }
+        Err(e) => return Err(registry_error(&reference, e)),
+    };
+    let art = &fetched.artifact;
+    let layer = &fetched.layer;
+    if !a.quiet {
+        let title = layer
+            .annotations
+            .get(media::ANNOTATION_TITLE)
+            .map(|t| format!("{t}, "))
+            .unwrap_or_default();
+        let (on, via) = (
+            match art.subject_kind {
+                SubjectKind::PlatformManifest => "platform manifest",
+                SubjectKind::Index => "index",
+            },
+            match art.discovery {
+                Discovery::ReferrersApi => "the Referrers API",
+                Discovery::TagSchema => "the referrers tag schema",
+            },
+        );
+        println!(
+            "{image}: artifact {} on the {on} {} (found via {via}, created {})",
+            art.digest,
+            art.subject,
+            art.created_raw.as_deref().unwrap_or("-"),
+        );
+        println!(
+            "artifact {}: ok: OCI image manifest, artifact type {}, one layer {} ({title}{} bytes, digest verified), subject is this image",
+            art.digest,
+            media::ARTIFACT_TYPE,
+            layer.media_type,
+            layer.size,
+        );
+    }
+    let text = String::from_utf8_lossy(&fetched.bytes);
+    report(&text, &format!("artifact {}", art.digest), a.quiet).or_else(|message| {
+        eprintln!("{message}");
+        Ok(false)
+    })
+}
+
+pub fn count(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

@@ -50,6 +50,22 @@ impl Platform {
         }
     }
 
+    /// Parses NFD's `--platform` syntax too: `os[/arch[/variant]]`, a missing arch being the
+    /// host's (as `nfd compat validate-node` takes its own GOARCH). NFD's `:os_version` suffix
+    /// only selects among Windows builds; it is refused rather than silently ignored.
+    pub fn parse_nfd(input: &str) -> Result<Self, PlatformError> {
+        let trimmed = input.trim();
+        if trimmed.contains(':') {
+            return Err(PlatformError {
+                input: input.to_string(),
+            });
+        }
+        if !trimmed.is_empty() && !trimmed.contains('/') {
+            return Platform::parse(&format!("{trimmed}/{}", Platform::host().architecture));
+        }
+        Platform::parse(trimmed)
+    }
+
     /// The platform this process runs on, with Go's architecture names.
     pub fn host() -> Self {
         let arch = match std::env::consts::ARCH {
@@ -140,6 +156,22 @@ mod tests {
         );
         for bad in ["linux", "", "linux/", "/amd64", "a/b/c/d", "linux/am d64"] {
             assert!(Platform::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nfd_syntax_defaults_the_arch_to_the_host() {
+        let host = Platform::host();
+        assert_eq!(
+            Platform::parse_nfd("linux").unwrap(),
+            Platform::new("linux", &host.architecture, None)
+        );
+        assert_eq!(
+            Platform::parse_nfd("linux/arm/v7").unwrap(),
+            Platform::new("linux", "arm", Some("v7"))
+        );
+        for bad in ["", "/", "windows/amd64:10.0.17763", "linux/"] {
+            assert!(Platform::parse_nfd(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -57,6 +57,8 @@ pub(crate) struct Request<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TlsKey {
+    /// For a plain-HTTP endpoint: no TLS roots at all.
+    plain: bool,
     skip_verify: bool,
     ca_files: Vec<PathBuf>,
     connect_timeout: Duration,
@@ -85,21 +87,28 @@ impl Transport {
             clients: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
         };
-        // Build the default client now so a bad CA file fails at construction, not mid-request.
-        t.client(false, &[], None)?;
+        // Read the CA files now so a bad one fails at construction, not mid-request. The HTTPS
+        // client itself is built at its first use: loading the system's roots takes tens of
+        // milliseconds, which a run against plain-HTTP registries only would pay for nothing.
+        load_ca_files(&t.cfg.ca_files)?;
         Ok(t)
     }
 
     fn client(
         &self,
+        plain: bool,
         skip_verify: bool,
         extra_ca: &[PathBuf],
         dial_timeout: Option<Duration>,
     ) -> Result<reqwest::Client, RegistryError> {
-        let mut ca_files = self.cfg.ca_files.clone();
-        ca_files.extend_from_slice(extra_ca);
+        let mut ca_files = Vec::new();
+        if !plain {
+            ca_files = self.cfg.ca_files.clone();
+            ca_files.extend_from_slice(extra_ca);
+        }
         let key = TlsKey {
-            skip_verify,
+            plain,
+            skip_verify: skip_verify && !plain,
             ca_files,
             connect_timeout: dial_timeout.unwrap_or(self.cfg.connect_timeout),
         };
@@ -115,27 +124,12 @@ impl Transport {
             .connect_timeout(key.connect_timeout)
             .timeout(self.cfg.request_timeout)
             .user_agent(self.cfg.user_agent.clone());
-        let mut certs = Vec::new();
-        for path in &key.ca_files {
-            let pem = std::fs::read(path).map_err(|e| ConfigError::File {
-                path: path.clone(),
-                reason: format!("CA file: {e}"),
-            })?;
-            let bundle =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::File {
-                    path: path.clone(),
-                    reason: format!("CA file is not PEM certificates: {e}"),
-                })?;
-            if bundle.is_empty() {
-                return Err(ConfigError::File {
-                    path: path.clone(),
-                    reason: "CA file holds no PEM certificate".into(),
-                }
-                .into());
-            }
-            certs.extend(bundle);
-        }
-        if !certs.is_empty() {
+        let certs = load_ca_files(&key.ca_files)?;
+        if key.plain {
+            // No TLS on this endpoint (redirects elsewhere get their own client): skip the
+            // system roots.
+            builder = builder.tls_certs_only(Vec::new());
+        } else if !certs.is_empty() {
             builder = builder.tls_certs_merge(certs);
         }
         if skip_verify {
@@ -151,14 +145,24 @@ impl Transport {
     }
 
     fn client_for_endpoint(&self, ep: &HostEndpoint) -> Result<reqwest::Client, RegistryError> {
-        self.client(ep.skip_verify, &ep.ca_files, ep.dial_timeout)
+        self.client(
+            ep.scheme == "http",
+            ep.skip_verify,
+            &ep.ca_files,
+            ep.dial_timeout,
+        )
     }
 
     /// The client for a URL outside the endpoint (redirect target, token realm): the global
     /// settings, plus skip-verify when that host is listed as insecure.
     fn client_for_url(&self, url: &Url) -> Result<reqwest::Client, RegistryError> {
         let host = host_port(url);
-        self.client(self.cfg.is_insecure(&host), &[], None)
+        self.client(
+            url.scheme() == "http",
+            self.cfg.is_insecure(&host),
+            &[],
+            None,
+        )
     }
 
     /// Sends `req`: answers one 401 challenge, follows redirects of GET/HEAD. Returns any
@@ -468,6 +472,31 @@ async fn read_capped_quiet(mut resp: reqwest::Response, limit: u64) -> Vec<u8> {
         }
     }
     buf
+}
+
+/// The certificates of PEM CA files; a file that cannot be read or holds none is an error.
+fn load_ca_files(paths: &[PathBuf]) -> Result<Vec<reqwest::Certificate>, RegistryError> {
+    let mut certs = Vec::new();
+    for path in paths {
+        let pem = std::fs::read(path).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            reason: format!("CA file: {e}"),
+        })?;
+        let bundle =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                reason: format!("CA file is not PEM certificates: {e}"),
+            })?;
+        if bundle.is_empty() {
+            return Err(ConfigError::File {
+                path: path.clone(),
+                reason: "CA file holds no PEM certificate".into(),
+            }
+            .into());
+        }
+        certs.extend(bundle);
+    }
+    Ok(certs)
 }
 
 fn basic_header(username: &str, password: &str) -> String {

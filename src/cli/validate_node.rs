@@ -1,0 +1,101 @@
+//! `image-compat validate-node`: this node (or a features file) against an image's attached spec.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use image_compat::check;
+use image_compat::features::{self, discover, DiscoverOptions, Features};
+
+use super::features::HostArgs;
+use super::registry::{block_on, describe, resolve, ImageArgs, RegistryArgs};
+use super::report::{self, Origin};
+use super::ReportFormat;
+
+#[derive(Args)]
+pub struct ValidateNodeArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Evaluate only the sets with these tags (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Evaluate against this features file (NFD's shape, or a NodeFeature object) instead of
+    /// discovering this node: for checking another node.
+    #[arg(long, value_name = "FILE")]
+    features: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostArgs,
+    #[arg(long, short, value_enum, default_value_t)]
+    output: ReportFormat,
+    /// NFD's flag: the same as `--output nfd-json`.
+    #[arg(long, conflicts_with = "output")]
+    output_json: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub fn run(a: ValidateNodeArgs) -> anyhow::Result<ExitCode> {
+    let reference = a.image.reference()?;
+    let platform = a.image.platform.platform()?;
+    let client = a.registry.client(&reference)?;
+    let format = if a.output_json {
+        ReportFormat::NfdJson
+    } else {
+        a.output
+    };
+    // Discovery reads files only; it runs beside the registry round trips, not after them.
+    let (features, inspection) = std::thread::scope(|s| {
+        let discovery = s.spawn(|| node_features(&a));
+        let inspection = block_on(async {
+            let resolved = resolve(&client, &reference, &platform).await?;
+            Ok::<_, anyhow::Error>(check::inspect_resolved(&client, resolved).await)
+        });
+        let features = discovery
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (features, inspection)
+    });
+    let inspection = inspection??;
+    let inspection = inspection.map_err(|verdict| {
+        let digest = verdict.digest.as_deref().unwrap_or("-");
+        anyhow::anyhow!("{reference} ({digest}): {}", verdict.reason())
+    })?;
+    let features = features?;
+    let Some(artifact) = &inspection.artifact else {
+        let r = &inspection.resolved;
+        let platform = r
+            .platform
+            .as_ref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        let mut looked = format!("its manifest {}{platform}", r.manifest.digest);
+        if let Some(index) = &r.index {
+            looked.push_str(&format!(" and its index {}", index.digest));
+        }
+        anyhow::bail!(
+            "{}: no compatibility artifact: none refers to {looked}; attach one with `image-compat attach-spec`",
+            describe(r)
+        );
+    };
+    let artifact_digest = artifact.fetched.artifact.digest.to_string();
+    report::evaluate_and_print(
+        &artifact.spec,
+        &format!("artifact {artifact_digest}"),
+        &features,
+        &a.tags,
+        format,
+        &Origin {
+            image: Some(reference.to_string()),
+            digest: Some(inspection.resolved.target().digest.to_string()),
+            artifact: Some(artifact_digest),
+        },
+    )
+}
+
+/// The features to evaluate: the file given, else this node's.
+fn node_features(a: &ValidateNodeArgs) -> anyhow::Result<Features> {
+    Ok(match &a.features {
+        Some(path) => features::file::read(path)?,
+        None => discover(&DiscoverOptions::new(a.host.roots())),
+    })
+}
