@@ -615,6 +615,72 @@ ic_plugin_stop() {
   ic_forget "plugin $dir"
 }
 
+# ic_sample_images WORK REGISTRY: two busybox images in REGISTRY with compatibility specs:
+# demo/gpu-app:1 needs an NVIDIA GPU (PCI vendor 10de; attached with image-compat attach-spec),
+# demo/portable-app:1 runs on Linux 4+ (attached with oras). Fails if this node has a 10de
+# device, since the first would then be compatible here.
+ic_sample_images() {
+  local work=$1 reg=$2 name
+  ic_image_compat_build
+  mkdir -p "$work"
+  "$IC_IMAGE_COMPAT" features --sources pci -o json >"$work/pci.json"
+  if grep -q '"vendor": *"10de"' "$work/pci.json"; then
+    ic_log "this node has an NVIDIA device: the 'incompatible' sample image would run here"
+    return 1
+  fi
+  cat >"$work/needs-gpu.yaml" <<'SPEC'
+version: v1alpha1
+compatibilities:
+- description: "CUDA build: needs an NVIDIA GPU"
+  tag: gpu
+  rules:
+  - name: "nvidia gpu"
+    matchFeatures:
+    - feature: pci.device
+      matchExpressions:
+        vendor: {op: In, value: ["10de"]}
+SPEC
+  cat >"$work/runs-anywhere.yaml" <<'SPEC'
+version: v1alpha1
+compatibilities:
+- description: "portable build: Linux 4.x or newer"
+  rules:
+  - name: "kernel"
+    matchFeatures:
+    - feature: kernel.version
+      matchExpressions:
+        major: {op: Ge, value: ["4"]}
+SPEC
+  for name in gpu-app:1 portable-app:1; do
+    ic_build_image "$work/images/$name" "demo/$name" "$name" >/dev/null
+    ic_push_image "$work/images/$name" "$reg/demo/$name"
+  done
+  "$IC_IMAGE_COMPAT" attach-spec --plain-http="$reg" --image "$reg/demo/gpu-app:1" "$work/needs-gpu.yaml" >/dev/null
+  (cd "$work" && "$(ic_bin oras)" attach --plain-http \
+    --artifact-type application/vnd.nfd.image-compatibility.v1alpha1 "$reg/demo/portable-app:1" \
+    "runs-anywhere.yaml:application/vnd.nfd.image-compatibility.spec.v1alpha1+yaml" >/dev/null)
+}
+
+# ic_try_container CONTAINERD_DIR POD IMAGE: creates and starts a container of IMAGE in a new
+# pod; prints `refused: MESSAGE` or `running ID`, and the container's image-compat annotations.
+ic_try_container() {
+  local cd=$1 pod ctr out
+  pod=$(ic_cri "$cd" run-pod "$2" --namespace demo | ic_json pod_id)
+  if ! out=$(ic_cri "$cd" create "$pod" "$2" "$3" --cmd sleep 600 2>&1); then
+    echo "refused: $out"
+    return 0
+  fi
+  ctr=$(ic_json container_id <<<"$out")
+  ic_cri "$cd" start "$ctr" >/dev/null
+  ic_cri_wait "$cd" "$ctr" CONTAINER_RUNNING 10
+  echo "running $ctr"
+  ic_cri "$cd" status "$ctr" | ic_json spec_annotations | "$IC_PYTHON" -c '
+import json, sys
+for k, v in sorted(json.load(sys.stdin).items()):
+    if k.startswith("image-compat.io/"):
+        print("  %s=%s" % (k, v))'
+}
+
 # ---------------------------------------------------------------------------------------------
 
 # Stops, newest first, everything this shell started and has not stopped. Keeps going on errors

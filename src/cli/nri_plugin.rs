@@ -168,24 +168,49 @@ fn serve(
         }
         let handler: Arc<dyn Handler> = guard.clone();
         let plugin = Plugin::new(opts, handler)?;
-        if let Some(listen) = config.metrics.listen.as_deref().filter(|l| !l.is_empty()) {
+        // The endpoint's address comes from the start-up config, or for a pre-launched plugin
+        // from the config the runtime sends in Configure.
+        let endpoint = match config.metrics.listen.as_deref().filter(|l| !l.is_empty()) {
             // Bind before connecting: a bad or busy address is a start-up error, not a log line.
-            let server = metrics::Server::bind(listen).await?;
+            Some(listen) => Some(metrics::Server::bind(listen).await?),
+            None => None,
+        };
+        let (status, metrics, guard) = (plugin.status(), metrics.clone(), guard.clone());
+        tokio::spawn(async move {
+            let server = match endpoint {
+                Some(s) => s,
+                None => {
+                    while !guard.is_configured() {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    let Some(listen) = guard
+                        .config()
+                        .and_then(|c| c.metrics.listen)
+                        .filter(|l| !l.is_empty())
+                    else {
+                        return;
+                    };
+                    match metrics::Server::bind(&listen).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            warn!(error = %e, "no /metrics and /healthz");
+                            return;
+                        }
+                    }
+                }
+            };
             info!(addr = %server.local_addr(), "serving /metrics and /healthz");
-            let status = plugin.status();
+            let health_status = status.clone();
             tokio::spawn(server.run(
                 metrics.clone(),
-                move || Health::of_plugin(&status.get(), true),
+                move || Health::of_plugin(&health_status.get(), true),
                 std::future::pending(),
             ));
-            let (status, metrics) = (plugin.status(), metrics.clone());
-            tokio::spawn(async move {
-                loop {
-                    metrics.set_nri_status(&status.get());
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            });
-        }
+            loop {
+                metrics.set_nri_status(&status.get());
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
         plugin.run_until(shutdown_signal()).await?;
         info!("stopped");
         Ok(ExitCode::SUCCESS)

@@ -84,6 +84,12 @@ impl Guard {
         self.current().is_some()
     }
 
+    /// The config in force since the last Configure (a pre-launched plugin learns its config
+    /// only then).
+    pub fn config(&self) -> Option<Config> {
+        self.current().map(|s| s.config.clone())
+    }
+
     fn current(&self) -> Option<Arc<State>> {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
