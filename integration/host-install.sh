@@ -28,16 +28,9 @@ finish() {
 trap finish EXIT
 fail() { echo "host-install: FAIL: $*" >&2; exit 1; }
 
-ic_stack_init
-ic_image_compat_build
-ic_cri_build
-port=$(ic_free_port)
-reg=127.0.0.1:$port
-ic_registry_start "$work/registry" "$port"
-cd=$work/containerd
-ic_containerd_start "$cd" 2.1
-ic_sample_images "$work/samples" "$reg"
-for name in gpu-app:1 portable-app:1; do ic_cri "$cd" pull "$reg/demo/$name" >/dev/null; done
+ic_sample_stack "$work" 2.1
+reg=$IC_SAMPLE_REG
+cd=$IC_SAMPLE_CD
 
 # The site config: the documented defaults, enforce, this registry over plain HTTP, metrics on.
 config=$work/config.yaml

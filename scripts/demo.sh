@@ -29,23 +29,14 @@ trap 'exit 130' INT TERM
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-say "Building image-compat and the CRI test client; starting a registry and containerd 2.1"
-ic_stack_init
-ic_image_compat_build
-ic_cri_build
-port=$(ic_free_port)
-reg=127.0.0.1:$port
-ic_registry_start "$work/registry" "$port"
-ic_containerd_start "$work/containerd" 2.1
-cd=$work/containerd
-
-say "Two images, each with a compatibility spec attached in the registry"
-ic_sample_images "$work" "$reg"
+say "Building image-compat; a registry and containerd 2.1; two images with specs attached"
+ic_sample_stack "$work" 2.1
+reg=$IC_SAMPLE_REG
+cd=$IC_SAMPLE_CD
 echo "demo/gpu-app:1 needs an NVIDIA GPU (attached with image-compat attach-spec):"
-sed 's/^/  /' "$work/needs-gpu.yaml"
+sed 's/^/  /' "$work/samples/needs-gpu.yaml"
 echo "demo/portable-app:1 runs on Linux 4+ (attached with oras attach):"
-sed 's/^/  /' "$work/runs-anywhere.yaml"
-for name in gpu-app:1 portable-app:1; do ic_cri "$cd" pull "$reg/demo/$name" >/dev/null; done
+sed 's/^/  /' "$work/samples/runs-anywhere.yaml"
 
 # try POD IMAGE: shows the command and what happened.
 try() {

@@ -661,6 +661,25 @@ SPEC
     "runs-anywhere.yaml:application/vnd.nfd.image-compatibility.spec.v1alpha1+yaml" >/dev/null)
 }
 
+# ic_sample_stack WORK VERSION: builds image-compat and the CRI driver, starts a registry and
+# containerd VERSION under WORK, pushes the sample images and pulls them through CRI. Sets
+# IC_SAMPLE_REG (host:port of the registry) and IC_SAMPLE_CD (the containerd directory).
+ic_sample_stack() {
+  local work=$1 port name
+  ic_stack_init
+  ic_image_compat_build
+  ic_cri_build
+  port=$(ic_free_port)
+  IC_SAMPLE_REG=127.0.0.1:$port
+  IC_SAMPLE_CD=$work/containerd
+  ic_registry_start "$work/registry" "$port"
+  ic_containerd_start "$IC_SAMPLE_CD" "$2"
+  ic_sample_images "$work/samples" "$IC_SAMPLE_REG"
+  for name in gpu-app:1 portable-app:1; do
+    ic_cri "$IC_SAMPLE_CD" pull "$IC_SAMPLE_REG/demo/$name" >/dev/null
+  done
+}
+
 # ic_try_container CONTAINERD_DIR POD IMAGE: creates and starts a container of IMAGE in a new
 # pod; prints `refused: MESSAGE` or `running ID`, and the container's image-compat annotations.
 ic_try_container() {
