@@ -6,4 +6,5 @@ pub mod nri;
 pub mod policy;
 pub mod registry;
 pub mod rules;
+pub mod runtime;
 pub mod spec;
