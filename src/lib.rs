@@ -7,4 +7,5 @@ pub mod nri;
 pub mod policy;
 pub mod registry;
 pub mod rules;
+pub mod runtime;
 pub mod spec;
