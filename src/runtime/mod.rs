@@ -63,6 +63,7 @@ mod client;
 mod content;
 mod index;
 mod name;
+mod resolver;
 mod sync;
 
 use std::collections::HashMap;
@@ -78,6 +79,7 @@ pub use containerd_client::tonic::Code;
 pub use content::MAX_MANIFEST_BYTES;
 pub use index::{Candidate, ImageIndex, ImageRecord, ImageSubjects, Resolution, Resolved};
 pub use name::normalize_name;
+pub use resolver::ContainerdResolver;
 
 use crate::registry::{Descriptor, Digest, Platform};
 use client::Client;
