@@ -141,7 +141,10 @@ fn serve(
         let runtime = if config.containerd.socket.as_os_str().is_empty() {
             None
         } else {
-            Some(Runtime::connect(&config.containerd.socket, &config.containerd.namespace)?)
+            Some(Runtime::connect(
+                &config.containerd.socket,
+                &config.containerd.namespace,
+            )?)
         };
         let resolver: Arc<dyn Resolver> = match &runtime {
             Some(rt) => Arc::new(ContainerdResolver::new(rt.clone())),

@@ -26,8 +26,11 @@ impl Resolver for ContainerdResolver {
     async fn candidates(&self, image: &ImageIdentity) -> Result<Candidates, ResolveError> {
         match self.runtime.subjects(&image.name).await {
             Ok(subjects) => {
-                let mut refs: Vec<Reference> =
-                    subjects.candidates.into_iter().map(|c| c.reference).collect();
+                let mut refs: Vec<Reference> = subjects
+                    .candidates
+                    .into_iter()
+                    .map(|c| c.reference)
+                    .collect();
                 // The runtime's own digest (NRI >= 0.12) is authoritative: look there first.
                 if let Some(d) = image.digest.as_deref().and_then(|d| Digest::parse(d).ok()) {
                     if let Some(first) = refs.first().cloned() {
