@@ -95,6 +95,11 @@ impl Running {
     /// The plugin with `config`, connected to a fresh runtime peer that sends Configure with
     /// `runtime_config` (what a pre-launched plugin gets) and the given request timeout.
     async fn start(config: Config, runtime_config: &str) -> Running {
+        Running::start_as(config, runtime_config, "2.1.9").await
+    }
+
+    /// As `start`, with the runtime reporting containerd `version` in Configure.
+    async fn start_as(config: Config, runtime_config: &str, version: &str) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("nri.sock");
         let listener = UnixListener::bind(&socket).unwrap();
@@ -113,9 +118,11 @@ impl Running {
         }));
         let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
         let peer = PeerConn::start(stream).await;
-        peer.configure("containerd", "2.1.9", runtime_config)
+        let configured = peer
+            .configure("containerd", version, runtime_config)
             .await
             .expect("configure");
+        assert_ne!(configured.events, 0);
         peer.sync(vec![], vec![], false).await;
         Running {
             peer,
@@ -346,5 +353,51 @@ async fn synchronize_warms_the_cache() {
         asked.is_empty(),
         "the decision went to the registry: {asked:?}"
     );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_refuses_too_where_the_runtime_has_it() {
+    let s = Setup::new().await;
+    let validate = |image: &str| api::ValidateContainerAdjustmentRequest {
+        pod: Some(pod("web")),
+        container: Some(container("app", &[("io.kubernetes.cri.image-name", image)])),
+        ..Default::default()
+    };
+    // containerd 2.2 has NRI 0.10: the plugin also validates, and refuses there as well.
+    let run = Running::start_as(s.config(), "", "2.2.0").await;
+    let no = run
+        .peer
+        .plugin
+        .validate_container_adjustment(ctx(), &validate(&s.images["incompatible"]))
+        .await
+        .unwrap();
+    assert!(no.reject);
+    assert!(
+        no.reason.contains("is not compatible with node test-node"),
+        "{}",
+        no.reason
+    );
+    let yes = run
+        .peer
+        .plugin
+        .validate_container_adjustment(ctx(), &validate(&s.images["compatible"]))
+        .await
+        .unwrap();
+    assert!(!yes.reject, "{}", yes.reason);
+    run.stop().await;
+    // Audit never refuses, at either point.
+    let config = Config {
+        mode: Mode::Audit,
+        ..s.config()
+    };
+    let run = Running::start_as(config, "", "2.2.0").await;
+    let ok = run
+        .peer
+        .plugin
+        .validate_container_adjustment(ctx(), &validate(&s.images["incompatible"]))
+        .await
+        .unwrap();
+    assert!(!ok.reject);
     run.stop().await;
 }

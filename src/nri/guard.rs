@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tracing::{debug, info, warn};
 
 use super::handler::{Handler, HandlerError, Rejection};
-use super::types::{Adjustment, ConfigureInfo, Container, PodSandbox};
+use super::types::{Adjustment, ConfigureInfo, Container, Event, EventSet, PodSandbox, Validation};
 use crate::check::{
     image_of, CacheSettings, Checker, ImageIdentity, Lookup, Outcome, Resolver, Verdict,
 };
@@ -27,6 +27,26 @@ pub struct Decided {
     pub action: &'static str,
     pub verdict: Option<Verdict>,
     pub latency: Duration,
+}
+
+/// Where in the runtime's sequence a decision is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// CreateContainer: refusing fails the creation with the reason. On a plugin timeout the
+    /// runtime creates the container unchecked.
+    Create,
+    /// ValidateContainerAdjustment (NRI >= 0.10): the runtime's last word before creating.
+    /// A plugin that times out here fails the creation: enforcing here fails closed.
+    Validate,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Create => "create",
+            Stage::Validate => "validate",
+        }
+    }
 }
 
 /// Observes decisions (metrics); called once per CreateContainer.
@@ -131,6 +151,15 @@ impl Guard {
         pod: &PodSandbox,
         ctr: &Container,
     ) -> Result<Vec<(String, String)>, String> {
+        self.decide_at(pod, ctr, Stage::Create).await
+    }
+
+    async fn decide_at(
+        &self,
+        pod: &PodSandbox,
+        ctr: &Container,
+        stage: Stage,
+    ) -> Result<Vec<(String, String)>, String> {
         let started = Instant::now();
         let Some(state) = self.current() else {
             // Cannot happen: the runtime sends Configure before any container.
@@ -148,7 +177,9 @@ impl Guard {
             .unwrap_or_default();
         if let Some(why) = state.exemptions.exempt(&pod.namespace, &shown) {
             debug!(image = %shown, pod = %format!("{}/{}", pod.namespace, pod.name), %why, "exempt");
-            self.observe(&shown, "exempt", None, None, started);
+            if stage == Stage::Create {
+                self.observe(&shown, "exempt", None, None, started);
+            }
             return Ok(Vec::new());
         }
         let (verdict, lookup) = match &identity {
@@ -186,6 +217,7 @@ impl Guard {
                     artifact = verdict.artifact.as_deref().unwrap_or(""),
                     source = %source,
                     latency_us = latency.as_micros() as u64,
+                    stage = stage.as_str(),
                     "decision"
                 )
             };
@@ -195,7 +227,10 @@ impl Guard {
         } else {
             line!(info);
         }
-        self.observe(&shown, action, Some(verdict), lookup.as_ref(), started);
+        // Metrics count containers, so only at the first decision point of each.
+        if stage == Stage::Create {
+            self.observe(&shown, action, Some(verdict), lookup.as_ref(), started);
+        }
         match decision.deny {
             Some(message) => Err(message),
             None => Ok(decision.annotations),
@@ -279,6 +314,29 @@ impl Guard {
 
 #[async_trait]
 impl Handler for Guard {
+    /// CreateContainer everywhere; ValidateContainerAdjustment too where the runtime has it
+    /// (the transport drops what the runtime does not know).
+    fn events(&self) -> EventSet {
+        [Event::CreateContainer, Event::ValidateContainerAdjustment]
+            .into_iter()
+            .collect()
+    }
+
+    /// The same decision again (from the cache by now), at the point where a timeout fails the
+    /// creation instead of letting it through. Audit mode never refuses, so it answers at once.
+    async fn validate(&self, v: &Validation) -> Result<(), Rejection> {
+        if self
+            .current()
+            .is_none_or(|s| s.config.mode != crate::policy::Mode::Enforce)
+        {
+            return Ok(());
+        }
+        self.decide_at(&v.pod, &v.container, Stage::Validate)
+            .await
+            .map(|_| ())
+            .map_err(Rejection::new)
+    }
+
     async fn configure(&self, cfg: ConfigureInfo) -> Result<(), HandlerError> {
         let mut config = if cfg.config.trim().is_empty() {
             self.base.clone()
