@@ -3,6 +3,7 @@
 
 mod evaluate;
 mod features;
+mod oci_hook;
 mod report;
 mod validate_spec;
 
@@ -35,6 +36,10 @@ pub struct LogArgs {
     /// Log lines as JSON objects (for log collectors).
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// Append log lines to this file instead of stderr (the OCI hook: runtimes drop a hook's
+    /// stderr when it succeeds, and crun always).
+    #[arg(long, global = true, env = "IMAGE_COMPAT_LOG_FILE")]
+    pub log_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -45,6 +50,9 @@ pub enum Command {
     ValidateSpec(validate_spec::ValidateSpecArgs),
     /// Discover this node's features, as NFD's sources see them.
     Features(features::FeaturesArgs),
+    /// OCI runtime hook (hooks.d, createRuntime): the container state on stdin; refuses an
+    /// incompatible image with the reason on stderr.
+    OciHook(oci_hook::OciHookArgs),
 }
 
 /// Report formats of evaluate and validate-node.
@@ -64,15 +72,46 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::ValidateSpec(a) => validate_spec::run(a),
         Command::Features(a) => features::run(a),
+        Command::OciHook(a) => oci_hook::run(a),
     }
 }
 
+/// Whether log lines go to stderr (no usable `--log-file`).
+static LOGS_TO_STDERR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+pub fn logs_to_stderr() -> bool {
+    LOGS_TO_STDERR.get().copied().unwrap_or(true)
+}
+
 pub fn init_logging(args: &LogArgs) {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let file = args.log_file.as_ref().and_then(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                eprintln!(
+                    "image-compat: warning: cannot open log file {}: {e}; logging to stderr",
+                    path.display()
+                )
+            })
+            .ok()
+    });
+    let file_is_none = file.is_none();
+    let _ = LOGS_TO_STDERR.set(file_is_none);
+    let writer = match file {
+        Some(f) => BoxMakeWriter::new(std::sync::Mutex::new(f)),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Colours only for a person at a terminal: a runtime embeds a hook's stderr in its
+        // error message, and log files are read with grep.
+        .with_ansi(file_is_none && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(writer);
     if args.log_json {
         builder.json().init();
     } else {
