@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod features;
+pub mod hook;
 pub mod metrics;
 pub mod nri;
 pub mod policy;

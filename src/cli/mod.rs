@@ -6,6 +6,7 @@ mod discover;
 mod evaluate;
 mod features;
 mod nri_plugin;
+mod oci_hook;
 mod registry;
 mod remove_spec;
 mod report;
@@ -41,6 +42,10 @@ pub struct LogArgs {
     /// Log lines as JSON objects (for log collectors).
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// Append log lines to this file instead of stderr (the OCI hook: runtimes drop a hook's
+    /// stderr when it succeeds, and crun always).
+    #[arg(long, global = true, env = "IMAGE_COMPAT_LOG_FILE")]
+    pub log_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -63,6 +68,9 @@ pub enum Command {
     Features(features::FeaturesArgs),
     /// Run the NRI plugin: check every container's image before the runtime creates it.
     NriPlugin(nri_plugin::NriPluginArgs),
+    /// OCI runtime hook (hooks.d, createRuntime): the container state on stdin; refuses an
+    /// incompatible image with the reason on stderr.
+    OciHook(oci_hook::OciHookArgs),
 }
 
 /// Report formats of evaluate and validate-node.
@@ -87,18 +95,46 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::RemoveSpec(a) => remove_spec::run(a),
         Command::Discover(a) => discover::run(a),
         Command::NriPlugin(a) => nri_plugin::run(a),
+        Command::OciHook(a) => oci_hook::run(a),
     }
 }
 
+/// Whether log lines go to stderr (no usable `--log-file`).
+static LOGS_TO_STDERR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+pub fn logs_to_stderr() -> bool {
+    LOGS_TO_STDERR.get().copied().unwrap_or(true)
+}
+
 pub fn init_logging(args: &LogArgs) {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // Colours only for a person at a terminal, never into log files.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let file = args.log_file.as_ref().and_then(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                eprintln!(
+                    "image-compat: warning: cannot open log file {}: {e}; logging to stderr",
+                    path.display()
+                )
+            })
+            .ok()
+    });
+    let file_is_none = file.is_none();
+    let _ = LOGS_TO_STDERR.set(file_is_none);
+    let writer = match file {
+        Some(f) => BoxMakeWriter::new(std::sync::Mutex::new(f)),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        // Colours only for a person at a terminal: a runtime embeds a hook's stderr in its
+        // error message, and log files are read with grep.
+        .with_ansi(file_is_none && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(writer);
     if args.log_json {
         builder.json().init();
     } else {

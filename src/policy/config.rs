@@ -119,7 +119,19 @@ pub struct CacheSettings {
     /// How long a registry failure is remembered before the next try.
     #[serde(with = "humantime_serde")]
     pub error_ttl: Duration,
+    /// OCI hook only: how long an image name's registry digest is reused before the name is
+    /// resolved again (the hook has no image store to ask; CRI-O and podman usually give it the
+    /// digest, containerd's annotation only a name).
+    #[serde(with = "humantime_serde")]
+    pub name_ttl: Duration,
+    /// OCI hook only: the directory of the cache its processes share on disk (registry answers,
+    /// image names, this node's features); None is [`DEFAULT_HOOK_CACHE_DIR`].
+    pub dir: Option<PathBuf>,
 }
+
+/// Where the OCI hook keeps its cache by default: /run is a tmpfs cleared at boot, private to
+/// root, and where runtimes keep their own state.
+pub const DEFAULT_HOOK_CACHE_DIR: &str = "/run/image-compat";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -127,7 +139,9 @@ pub struct FeatureSettings {
     /// Evaluate against this saved features file instead of discovering the node (tests,
     /// what-if runs).
     pub file: Option<PathBuf>,
-    /// Rediscover the node's features this often (0 = only at start).
+    /// Rediscover the node's features this often (0 = only at start). The OCI hook, which has
+    /// no start, also rediscovers after a reboot, a kernel change, or a change of the loaded
+    /// modules, PCI or USB devices or features.d files.
     #[serde(with = "humantime_serde")]
     pub refresh: Duration,
     /// Host path prefix when running in a container with NFD's mounts (`/host-`).
@@ -191,6 +205,8 @@ impl Default for CacheSettings {
             max_entries: 4096,
             ttl: Duration::from_secs(3600),
             error_ttl: Duration::from_secs(30),
+            name_ttl: Duration::from_secs(60),
+            dir: None,
         }
     }
 }
@@ -323,7 +339,7 @@ mod tests {
         let c = Config::parse(
             "mode: audit\nonRegistryError: deny\ndeadline: 750ms\nexemptNamespaces: []\n\
              registry: {plainHttp: ['127.0.0.1:5000'], hostsDir: /etc/containerd/certs.d}\n\
-             cache: {ttl: 10m}\n",
+             cache: {ttl: 10m, nameTtl: 5m, dir: /var/cache/image-compat}\n",
             "c",
         )
         .unwrap();
@@ -334,6 +350,8 @@ mod tests {
         assert_eq!(c.registry.plain_http, vec!["127.0.0.1:5000"]);
         assert_eq!(c.cache.ttl, Duration::from_secs(600));
         assert_eq!(c.cache.max_entries, 4096);
+        assert_eq!(c.cache.name_ttl, Duration::from_secs(300));
+        assert_eq!(c.cache.dir, Some(PathBuf::from("/var/cache/image-compat")));
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! OCI hook wall time per container: the whole `image-compat oci-hook` process, as a runtime
+//! runs it (exec, state on stdin, exit status).
+//!
+//! `cargo bench --bench hook`. Cases:
+//! - `cached`: the registry's answer and the node's features are in the disk cache (every
+//!   container of an image after its first).
+//! - `cold-registry`: empty answer cache, saved features: one round trip to a loopback registry
+//!   (the first container of an image on a running node).
+//! - `cold-all`: nothing cached: discovery and the registry (the first container after a boot).
+//!
+//! The bundle is CRI-O's shape (image by tag and digest); discovery is this machine's, all sources.
+
+#[path = "../tests/support/oci_server.rs"]
+#[allow(dead_code)]
+mod oci_server;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use image_compat::registry::{AttachOptions, Client, Reference, RegistryConfig};
+
+const SPEC: &str = "version: v1alpha1\ncompatibilities:\n- rules:\n  - name: kernel\n    matchFeatures:\n    - feature: kernel.version\n      matchExpressions:\n        major: {op: Gt, value: [\"2\"]}\n";
+
+struct Setup {
+    _runtime: tokio::runtime::Runtime,
+    _reg: oci_server::TestRegistry,
+    dir: tempfile::TempDir,
+    state: String,
+}
+
+fn setup() -> Setup {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (reg, name, digest) = runtime.block_on(async {
+        let reg = oci_server::TestRegistry::start().await;
+        let desc = reg.push_image("bench/app", Some("1"), "linux", "amd64");
+        let name = format!("{}/bench/app:1", reg.host);
+        let client = Client::new(RegistryConfig {
+            plain_http: vec![reg.host.clone()],
+            ..RegistryConfig::without_credential_files()
+        })
+        .expect("client");
+        client
+            .attach_spec(
+                &Reference::parse(&name).expect("ref"),
+                SPEC.as_bytes(),
+                &AttachOptions::default(),
+            )
+            .await
+            .expect("attach");
+        let digest = desc["digest"].as_str().expect("digest").to_string();
+        (reg, name, digest)
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle).expect("mkdir");
+    let repo = name.rsplit_once(':').map(|(r, _)| r).unwrap_or(&name);
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"cwd": "/", "args": ["/bin/sh"], "user": {"uid": 0, "gid": 0}},
+        "root": {"path": "rootfs"},
+        "annotations": {
+            "io.kubernetes.cri-o.Image": name,
+            "io.kubernetes.cri-o.ImageName": name,
+            "io.kubernetes.cri-o.ImageRepoDigests": format!("{repo}@{digest}"),
+            "io.kubernetes.cri-o.ContainerType": "container",
+            "io.kubernetes.pod.namespace": "default",
+        },
+    });
+    std::fs::write(bundle.join("config.json"), config.to_string()).expect("write");
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        format!(
+            "nodeName: bench\nregistry: {{plainHttp: ['{}']}}\n",
+            reg.host
+        ),
+    )
+    .expect("write");
+    let state = serde_json::json!({"ociVersion": "1.0.2", "id": "bench", "status": "creating", "pid": 1, "bundle": bundle}).to_string();
+    Setup {
+        _runtime: runtime,
+        _reg: reg,
+        dir,
+        state,
+    }
+}
+
+/// One hook process (config from `with_cache_dir`); panics unless it allows.
+fn hook(s: &Setup) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_image-compat"))
+        .args(["oci-hook", "--config"])
+        .arg(s.dir.path().join("config.yaml"))
+        .env("IMAGE_COMPAT_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(s.state.as_bytes())
+        .expect("state");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn with_cache_dir(s: &Setup, cache: &Path) {
+    std::fs::write(
+        s.dir.path().join("config.yaml"),
+        format!(
+            "nodeName: bench\nregistry: {{plainHttp: ['{}']}}\ncache: {{dir: {}}}\n",
+            s._reg.host,
+            cache.display()
+        ),
+    )
+    .expect("write");
+}
+
+fn bench(c: &mut Criterion) {
+    let s = setup();
+    let mut g = c.benchmark_group("oci-hook");
+    g.sample_size(30).measurement_time(Duration::from_secs(5));
+
+    let warm: PathBuf = s.dir.path().join("warm");
+    with_cache_dir(&s, &warm);
+    hook(&s);
+    g.bench_function("cached", |b| b.iter(|| hook(&s)));
+
+    // A fresh cache directory per run.
+    let n = AtomicUsize::new(0);
+    let fresh = || {
+        let d = s
+            .dir
+            .path()
+            .join(format!("cold-{}", n.fetch_add(1, Ordering::Relaxed)));
+        with_cache_dir(&s, &d);
+        d
+    };
+    // Only the registry's answer missing: the features saved by the warm run are copied in.
+    let features = image_compat::hook::features::saved_path(&warm);
+    g.bench_function("cold-registry", |b| {
+        b.iter_batched(
+            || {
+                let saved = image_compat::hook::features::saved_path(&fresh());
+                std::fs::create_dir_all(saved.parent().expect("parent")).expect("mkdir");
+                std::fs::copy(&features, &saved).expect("copy features");
+            },
+            |_| hook(&s),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("cold-all", |b| {
+        b.iter_batched(fresh, |_| hook(&s), BatchSize::PerIteration)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
