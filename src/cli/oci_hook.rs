@@ -10,12 +10,12 @@ use image_compat::hook::{self, input::MAX_STATE_BYTES};
 use image_compat::policy::Config;
 
 /// The config file read when `--config` is not given, if it exists.
-const DEFAULT_CONFIG: &str = "/etc/image-compat/image-compat.yaml";
+const DEFAULT_CONFIG: &str = "/etc/image-compat/config.yaml";
 
 #[derive(Args)]
 pub struct OciHookArgs {
     /// Config file, the NRI plugin's format (see nri-config/image-compat.yaml). Default:
-    /// /etc/image-compat/image-compat.yaml when it exists, else the built-in defaults.
+    /// /etc/image-compat/config.yaml when it exists, else the built-in defaults.
     #[arg(long, env = "IMAGE_COMPAT_CONFIG")]
     config: Option<PathBuf>,
 }
