@@ -28,13 +28,6 @@ fail() {
   exit 1
 }
 
-# check DESCRIPTION COMMAND...: runs COMMAND; a failure fails the scenario with DESCRIPTION.
-check() {
-  local what=$1
-  shift
-  "$@" || fail "$what"
-}
-
 # of PREFIX KIND: one of the setup's variables (IMG_compat, DIG_compat, ART_compat).
 of() {
   local var=$1_$2

@@ -41,7 +41,7 @@ attach() {
   tail -n 1 <<<"$out"
 }
 
-# evaluate SPEC WANT: the spec's verdict on this node, as the CLI gives it (0 compatible, 1 not,
+# expect_verdict SPEC WANT: the spec's verdict on this node, as the CLI gives it (0 compatible, 1 not,
 # 2 invalid), must be WANT; otherwise the suite would test the wrong thing.
 expect_verdict() {
   local rc
