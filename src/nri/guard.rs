@@ -14,7 +14,7 @@ use crate::check::{
 };
 use crate::features::Features;
 use crate::policy::{self, Config, Exemptions};
-use crate::registry::{Client, Platform, Reference};
+use crate::registry::{Client, Platform};
 
 /// Changes the command line makes to any config, including one the runtime passes.
 pub type Overrides = Box<dyn Fn(&mut Config) + Send + Sync>;
@@ -61,11 +61,6 @@ impl Guard {
         features: Features,
         observer: Option<Arc<dyn Observer>>,
     ) -> Guard {
-        // The reference parser (oci-client's) compiles its grammar's regexes on first use:
-        // ~0.3 s unoptimised, over a second on a busy node. Pay that now, not in the first
-        // CreateContainer, where no deadline can cut synchronous work short and containerd
-        // creates the container unchecked once its 2 s request timeout passes.
-        let _ = Reference::parse("localhost/image-compat/warm-up:1");
         Guard {
             base,
             overrides,
