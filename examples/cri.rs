@@ -69,7 +69,7 @@ enum Command {
     },
     /// PodSandboxStatus.
     PodStatus { id: String },
-    /// CreateContainer in a pod; prints the container id.
+    /// CreateContainer in a pod; prints the container id and the call's latency (create_us).
     ///
     /// Like the kubelet, the image is sent as the image id found by ImageStatus, with REF as
     /// user_specified_image (REF itself when the runtime does not know it); --raw-image sends REF
@@ -344,6 +344,8 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
                 }),
                 ..Default::default()
             };
+            // The CreateContainer call alone, for latency measurements (scripts/bench-create.sh).
+            let started = std::time::Instant::now();
             let r = rt
                 .create_container(CreateContainerRequest {
                     pod_sandbox_id: pod_id.clone(),
@@ -352,7 +354,8 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
                 })
                 .await?
                 .into_inner();
-            json!({ "container_id": r.container_id, "image": image.image })
+            let create_us = started.elapsed().as_micros() as u64;
+            json!({ "container_id": r.container_id, "image": image.image, "create_us": create_us })
         }
         Command::Start { id } => {
             rt.start_container(StartContainerRequest {

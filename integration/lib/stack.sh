@@ -5,6 +5,11 @@
 #   ic_free_port                              print a free TCP port on 127.0.0.1
 #   ic_registry_start DIR PORT                Distribution 2.8 on 127.0.0.1:PORT, storage in DIR
 #   ic_registry_stop DIR
+#   ic_registry_restart DIR                   start it again, same port and storage (after a stop)
+#   ic_registry_freeze DIR / ic_registry_thaw DIR
+#                                             SIGSTOP / SIGCONT: the port still accepts connections,
+#                                             nothing answers (a hung registry)
+#   ic_registry_requests DIR REGEX            access-log lines whose request ("GET /v2/...") matches
 #   ic_containerd_start DIR VERSION           VERSION 2.1 or 1.7; everything under DIR
 #   ic_containerd_stop DIR                    daemon, then this instance's shims, containers, mounts
 #   ic_containerd_restart DIR                 the daemon only: containers keep running
@@ -20,7 +25,18 @@
 #   ic_cri_build / ic_cri DIR CMD...          the CRI driver (examples/cri.rs) against DIR
 #   ic_cri_wait DIR ID STATE [SECONDS]        poll a container's CRI state
 #   ic_json KEY                               one field of the JSON object on stdin
+#   ic_plugin_start DIR CONTAINERD_DIR ARGS...  the plugin in external mode; returns once in use
+#   ic_plugin_stop DIR                        either mode: SIGTERM to the running plugin
+#   ic_plugin_prelaunch DIR CONTAINERD_DIR CONFIG [ARGS...]
+#                                             install it as a pre-launched plugin (NN-image-compat +
+#                                             conf.d/NN-image-compat.conf); containerd starts it at
+#                                             its next start. DIR gets plugin.log and plugin.pid
+#   ic_plugin_pid DIR                         pid of the running plugin of DIR (either mode)
+#   ic_plugin_kill DIR                        SIGKILL it (a crash); waits until it is gone
+#   ic_nri_connections CONTAINERD_DIR         how many times external plugins got into use
+#   ic_nri_wait_connections CONTAINERD_DIR N [SECONDS]
 #   ic_teardown                               stop all this shell started (trap-friendly)
+#   ic_work_dir NAME                          a work directory in IC_WORK, torn down at exit
 # Tunables (environment): IMAGE_COMPAT_STACK (install prefix), IC_NRI_REQUEST_TIMEOUT and
 # IC_NRI_REGISTRATION_TIMEOUT (e.g. 2s, 5s; containerd's defaults when unset),
 # IC_CONTAINERD_LOG_LEVEL (default info), IC_PAUSE_IMAGE, IC_WAIT_SECONDS (start-up waits).
@@ -148,7 +164,8 @@ storage:
 http:
   addr: 127.0.0.1:$port
 EOF
-  "$(ic_bin registry)" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  # Appended: a restarted registry keeps the earlier access log (tests count requests in it).
+  "$(ic_bin registry)" serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 &
   pid=$!
   # Out of the job table: bash then reaps it silently, with no "Killed" notice when a test
   # kills it on purpose.
@@ -175,6 +192,8 @@ ic_registry_stop() {
   local dir pid addr entry keep=()
   dir=$(ic_abspath "$1")
   if pid=$(ic_pid_of "$dir/registry.pid" "$dir/config.yml"); then
+    # A frozen registry would hold SIGTERM pending until the 10 s SIGKILL.
+    kill -CONT "$pid" 2>/dev/null || true
     ic_kill_wait "$pid" 10 || { ic_log "registry pid $pid will not die"; return 1; }
   fi
   addr=$(cat "$dir/registry.addr" 2>/dev/null || true)
@@ -184,6 +203,31 @@ ic_registry_stop() {
   IC_REGISTRIES=(${keep[@]+"${keep[@]}"})
   rm -f "$dir/registry.pid"
   ic_forget "registry $dir"
+}
+
+ic_registry_restart() {
+  local dir addr
+  dir=$(ic_abspath "$1")
+  addr=$(cat "$dir/registry.addr") || { ic_log "no registry was started in $dir"; return 1; }
+  ic_registry_start "$dir" "${addr##*:}"
+}
+
+# ic_registry_signal DIR SIGNAL: to the running registry of DIR.
+ic_registry_signal() {
+  local dir pid
+  dir=$(ic_abspath "$1")
+  pid=$(ic_pid_of "$dir/registry.pid" "$dir/config.yml") || { ic_log "no registry runs in $dir"; return 1; }
+  kill "-$2" "$pid"
+}
+
+ic_registry_freeze() { ic_registry_signal "$1" STOP; }
+ic_registry_thaw() { ic_registry_signal "$1" CONT; }
+
+# ic_registry_requests DIR REGEX: the registry's access-log lines (combined log format, one per
+# request) whose request line, e.g. `GET /v2/app/manifests/1`, matches REGEX (extended).
+ic_registry_requests() {
+  local dir=$1 re=$2
+  grep -E "^[^ ]+ - - \[[^]]*\] \"$re" "$dir/registry.log" || true
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -585,25 +629,101 @@ ic_image_compat_build() {
   IC_IMAGE_COMPAT=$target/debug/image-compat
 }
 
+# ic_nri_connections CONTAINERD_DIR: how many times that containerd has put an external plugin
+# in use (it logs `plugin "10-name" connected` (1.7), `... connected and synchronized` (2.1)
+# once the plugin is in its list, which is after Configure and Synchronize).
+ic_nri_connections() {
+  local n
+  n=$(grep -cE 'msg="plugin \\"[^\\"]+\\" connected' "$1/containerd.log" 2>/dev/null) || true
+  echo "${n:-0}"
+}
+
+# ic_nri_wait_connections CONTAINERD_DIR N [SECONDS [PID]]: until the count reaches N; fails
+# early when PID (the plugin) exits.
+ic_nri_wait_connections() {
+  local cdir=$1 want=$2 secs=${3:-10} pid=${4:-} i
+  for ((i = 0; i < secs * 10; i++)); do
+    [ "$(ic_nri_connections "$cdir")" -ge "$want" ] && return 0
+    [ -n "$pid" ] && ic_gone "$pid" && break
+    sleep 0.1
+  done
+  ic_log "containerd in $cdir did not put the plugin in use (connections: $(ic_nri_connections "$cdir"), wanted $want)"
+  return 1
+}
+
+# ic_plugin_new_log DIR: moves the plugin log aside (plugin.log.1, .2, ...), so that DIR/plugin.log
+# holds one plugin process's lines; a process still running keeps writing to its old file.
+ic_plugin_new_log() {
+  local dir=$1 n=1
+  [ -s "$dir/plugin.log" ] || return 0
+  while [ -e "$dir/plugin.log.$n" ]; do n=$((n + 1)); done
+  mv "$dir/plugin.log" "$dir/plugin.log.$n"
+}
+
+# ic_plugin_prelaunch DIR CONTAINERD_DIR CONFIG [ARGS...]: the plugin as containerd launches
+# pre-installed ones: an executable NN-image-compat in its plugin_path (NN: IC_PLUGIN_IDX, default
+# 10) and CONFIG copied to plugin_config_path/NN-image-compat.conf, which containerd hands the
+# plugin in Configure. ARGS go on the plugin's command line. Takes effect at containerd's next
+# start (ic_containerd_start or ic_containerd_restart).
+ic_plugin_prelaunch() {
+  local dir cdir config=$3 name
+  dir=$(ic_abspath "$1")
+  cdir=$(ic_abspath "$2")
+  shift 3
+  ic_image_compat_build
+  name=${IC_PLUGIN_IDX:-10}-image-compat
+  mkdir -p "$cdir/nri/plugins" "$cdir/nri/conf.d"
+  cp "$config" "$cdir/nri/conf.d/$name.conf"
+  # containerd runs the file with no arguments, no PATH and only NRI_PLUGIN_* in the
+  # environment, and drops its output; exec keeps the recorded pid the plugin's own.
+  {
+    echo '#!/bin/bash'
+    echo "# image-compat, pre-launched by the containerd in $cdir (written by integration/lib/stack.sh)."
+    printf 'echo $$ >%q\n' "$dir/plugin.pid"
+    printf 'IMAGE_COMPAT_LOG=%q exec' "${IMAGE_COMPAT_LOG:-info}"
+    printf ' %q' "$IC_IMAGE_COMPAT" nri-plugin "$@"
+    printf ' >>%q 2>&1\n' "$dir/plugin.log"
+  } >"$cdir/nri/plugins/$name.tmp"
+  chmod 755 "$cdir/nri/plugins/$name.tmp"
+  # Renamed into place: containerd never sees a half-written executable.
+  mv "$cdir/nri/plugins/$name.tmp" "$cdir/nri/plugins/$name"
+  ic_forget "plugin $dir"
+  IC_STARTED+=("plugin $dir")
+}
+
+# ic_plugin_pid DIR: the running plugin whose pid file is in DIR (either mode).
+ic_plugin_pid() { ic_pid_of "$1/plugin.pid" nri-plugin; }
+
+ic_plugin_kill() {
+  local pid i
+  pid=$(ic_plugin_pid "$1") || { ic_log "no plugin runs for $1"; return 1; }
+  kill -KILL "$pid"
+  for ((i = 0; i < 50; i++)); do ic_gone "$pid" && return 0; sleep 0.1; done
+  ic_log "plugin pid $pid survived SIGKILL"
+  return 1
+}
+
 # ic_plugin_start DIR CONTAINERD_DIR ARGS...: the plugin in external mode on that containerd's
-# NRI socket, logging to DIR/plugin.log; returns once the runtime has configured it.
+# NRI socket, logging to DIR/plugin.log; returns once containerd calls it for new containers.
 ic_plugin_start() {
-  local dir cdir=$2 pid i
+  local dir cdir=$2 pid before
   dir=$(ic_abspath "$1")
   shift 2
   ic_image_compat_build
+  before=$(ic_nri_connections "$cdir")
+  ic_plugin_new_log "$dir"
   IMAGE_COMPAT_LOG=${IMAGE_COMPAT_LOG:-info} "$IC_IMAGE_COMPAT" nri-plugin \
     --socket "$cdir/nri.sock" --containerd-socket "$cdir/containerd.sock" "$@" \
     >"$dir/plugin.log" 2>&1 &
   pid=$!
+  # Out of the job table, as the registry: no "Killed" notice when a test kills it on purpose.
+  disown "$pid"
   echo "$pid" >"$dir/plugin.pid"
   IC_STARTED+=("plugin $dir")
-  for ((i = 0; i < 100; i++)); do
-    grep -q 'configured' "$dir/plugin.log" 2>/dev/null && return 0
-    ic_gone "$pid" && break
-    sleep 0.1
-  done
-  ic_log "the plugin did not get configured by the runtime; its log:"
+  # Configure alone is not enough: containerd calls a plugin only once it has synchronized it,
+  # and a container created before that would go unchecked.
+  ic_nri_wait_connections "$cdir" $((before + 1)) 10 "$pid" && return 0
+  ic_log "the plugin did not get in use by the runtime; its log:"
   cat "$dir/plugin.log" >&2
   return 1
 }
@@ -701,6 +821,28 @@ for k, v in sorted(json.load(sys.stdin).items()):
 }
 
 # ---------------------------------------------------------------------------------------------
+
+# ic_work_dir NAME: makes IC_WORK, a new directory under TMPDIR, and an exit trap that stops
+# everything this shell started (ic_teardown) and removes it; IC_KEEP=1 keeps it. Its path is
+# short on purpose: containerd's sockets live under it, and unix socket paths max out at 108
+# bytes.
+ic_work_dir() {
+  IC_WORK=$(mktemp -d "${TMPDIR:-/tmp}/ic-$1.XXXXXX")
+  IC_WORK_NAME=$1
+  trap ic_work_exit EXIT
+  trap 'exit 130' INT TERM
+}
+
+ic_work_exit() {
+  local rc=$?
+  ic_teardown || rc=1
+  if [ "${IC_KEEP:-}" = 1 ]; then
+    echo "$IC_WORK_NAME: kept $IC_WORK" >&2
+  else
+    rm -rf --one-file-system "$IC_WORK"
+  fi
+  exit "$rc"
+}
 
 # Stops, newest first, everything this shell started and has not stopped. Keeps going on errors
 # so one failure does not leave the rest running; returns non-zero if any stop failed.

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Scenario plugin-kill: the plugin dies (SIGKILL). containerd goes on: containers are still
+# created, unchecked and unannotated, even an incompatible one. That is NRI's behaviour (a plugin
+# that is gone is dropped, not waited for): the plugin cannot prevent it, so this scenario shows
+# it rather than hides it. Then the plugin comes back and enforces again: external mode by
+# restarting it (a supervisor's job: the DaemonSet, systemd); pre-launched mode only when
+# containerd restarts: containerd does not relaunch a plugin that died (the scenario says what
+# it saw: no new process within 3 s, then a containerd restart).
+
+scenario_plugin_kill() {
+  local id mark pid i
+  plugin_use enforce allow
+  id=$(pod kill)
+  pid=$(ic_plugin_pid "$PD") || fail "no plugin runs"
+  mark=$(log_lines "$CD/containerd.log")
+  ic_plugin_kill "$PD"
+  say "plugin $pid killed"
+  expect_running "$id" e2e/kill unchecked "$(img incompat)"
+  expect_unchecked
+  say "NRI behaviour: with the plugin gone, containerd created the incompatible container unchecked"
+  if [ "$E2E_MODE" = external ]; then
+    ic_plugin_start "$PD" "$CD" --config "$PD/config-current" --log-json
+  else
+    for ((i = 0; i < 30; i++)); do
+      ic_plugin_pid "$PD" >/dev/null && break
+      sleep 0.1
+    done
+    if ic_plugin_pid "$PD" >/dev/null; then
+      say "containerd relaunched the plugin by itself"
+    else
+      say "containerd did not relaunch the plugin within 3 s; restarting containerd"
+      containerd_restart
+    fi
+  fi
+  say "plugin back: pid $(ic_plugin_pid "$PD")"
+  tail -n +"$((mark + 1))" "$CD/containerd.log" | grep -iE 'image-compat' | grep -ivE 'registered|connected|invocation|discovered|starting' |
+    cut -c1-300 | sed 's/^/    containerd: /' | head -n 5 || true
+  expect_refused "$id" e2e/kill checked "$(img incompat)" \
+    "image-compat: image $(img incompat) ($(dig incompat)) is not compatible with node $E2E_NODE: "
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# End-to-end suite setup, once per run: the test images and their compatibility artifacts, in a
+# registry whose storage every combo then copies (so a combo may stop or freeze its registry
+# without touching the others).
+#
+# Sourced by integration/e2e.sh. e2e_setup WORK writes WORK/registry-data (the storage),
+# WORK/images.env (IMG_/DIG_/ART_ variables, see lib.sh) and WORK/specs (the specs).
+# The specs are written for this node, after asking it (`image-compat features`): the
+# compatible one needs a PCI vendor the node has, the incompatible ones a PCI vendor it lacks.
+# (kernel.loadedmodule would be the other natural choice, but a node without /proc/modules has
+# no such feature at all.)
+
+E2E_ARTIFACT_TYPE=application/vnd.nfd.image-compatibility.v1alpha1
+E2E_SPEC_TYPE=application/vnd.nfd.image-compatibility.spec.v1alpha1+yaml
+
+# spec_pci FILE DESCRIPTION RULE VENDOR: one set, one rule: a PCI device of VENDOR is present.
+spec_pci() {
+  cat >"$1" <<EOF
+version: v1alpha1
+compatibilities:
+- description: "$2"
+  rules:
+  - name: "$3"
+    matchFeatures:
+    - feature: pci.device
+      matchExpressions:
+        vendor: {op: In, value: ["$4"]}
+EOF
+}
+
+# attach REF SPEC [ANNOTATION...]: oras attach, as an image author would; prints the artifact
+# digest. oras does not validate the spec, which is how a broken one reaches the registry.
+attach() {
+  local ref=$1 spec=$2 a args=() out
+  shift 2
+  for a in "$@"; do args+=(--annotation "$a"); done
+  out=$(cd "$(dirname "$spec")" && "$(ic_bin oras)" attach --plain-http --no-tty \
+    --artifact-type "$E2E_ARTIFACT_TYPE" ${args[@]+"${args[@]}"} \
+    --format go-template --template '{{.digest}}' \
+    "$ref" "$(basename "$spec"):$E2E_SPEC_TYPE" 2>&1) || { echo "$out" >&2; return 1; }
+  tail -n 1 <<<"$out"
+}
+
+# expect_verdict SPEC WANT: the spec's verdict on this node, as the CLI gives it (0 compatible, 1 not,
+# 2 invalid), must be WANT; otherwise the suite would test the wrong thing.
+expect_verdict() {
+  local rc
+  "$IC_IMAGE_COMPAT" evaluate --spec "$1" --features "$E2E_WORK/node.json" >/dev/null 2>&1 && rc=0 || rc=$?
+  [ "$rc" = "$2" ] || { echo "setup: $1 evaluates to exit $rc on this node, wanted $2" >&2; return 1; }
+}
+
+e2e_setup() {
+  local work=$1 specs reg port have lacks v kind digest env
+  E2E_WORK=$work
+  specs=$work/specs
+  mkdir -p "$specs" "$work/images"
+  "$IC_IMAGE_COMPAT" features --sources pci -o json >"$work/node-pci.json"
+  "$IC_IMAGE_COMPAT" features -o json >"$work/node.json"
+  have=$("$IC_PYTHON" -c '
+import json, sys
+f = json.load(open(sys.argv[1]))
+print(" ".join(sorted({e["attributes"].get("vendor", "") for e in
+      f.get("instances", {}).get("pci.device", {}).get("elements", [])} - {""})))' "$work/node-pci.json")
+  [ -n "$have" ] || { echo "setup: this node shows no PCI device; the specs need one" >&2; return 1; }
+  # NVIDIA, AMD, Mellanox, Broadcom, Amazon: the first this node does not have.
+  for v in 10de 1002 15b3 14e4 1d0f; do
+    [[ " $have " == *" $v "* ]] || { lacks=$v; break; }
+  done
+  [ -n "${lacks:-}" ] || { echo "setup: this node has every candidate PCI vendor" >&2; return 1; }
+  echo "setup: node PCI vendors: $have; incompatible specs need vendor $lacks"
+
+  spec_pci "$specs/compatible.yaml" "e2e: runs here" "e2e-has-pci-${have%% *}" "${have%% *}"
+  spec_pci "$specs/incompatible.yaml" "e2e: needs a device this node lacks" "e2e-needs-pci-$lacks" "$lacks"
+  spec_pci "$specs/index.yaml" "e2e: index artifact" "e2e-index-needs-pci-$lacks" "$lacks"
+  spec_pci "$specs/newer.yaml" "e2e: the newer artifact" "e2e-newer-needs-pci-$lacks" "$lacks"
+  spec_pci "$specs/older.yaml" "e2e: the older artifact" "e2e-older-has-pci-${have%% *}" "${have%% *}"
+  # An unknown op: valid YAML, invalid spec.
+  spec_pci "$specs/invalid.yaml" "e2e: broken" "e2e-broken" "$lacks"
+  sed -i 's/op: In,/op: Inn,/' "$specs/invalid.yaml"
+  for kind in compatible older; do expect_verdict "$specs/$kind.yaml" 0; done
+  for kind in incompatible index newer; do expect_verdict "$specs/$kind.yaml" 1; done
+  expect_verdict "$specs/invalid.yaml" 2
+
+  port=$(ic_free_port)
+  reg=127.0.0.1:$port
+  ic_registry_start "$work/golden" "$port"
+  env=$work/images.env
+  : >"$env"
+  # kind repo:tag builder spec: one image per kind. The variant (the kind) makes each image's
+  # content and digest its own: no two names share an image (see REAL-STACK.md's pitfall).
+  while read -r kind ref build; do
+    digest=$("ic_build_$build" "$work/images/$kind" "e2e/$ref" "e2e-$kind")
+    ic_push_image "$work/images/$kind" "$reg/e2e/$ref"
+    printf 'IMG_%s=%q\nDIG_%s=%q\n' "$kind" "e2e/$ref" "$kind" "$digest" >>"$env"
+  done <<'EOF'
+compat compat:1 image
+incompat incompat:1 image
+noart noart:1 image
+invalid invalid:1 image
+multi multi:1 index
+twoart twoart:1 image
+burst burst:1 image
+fresh1 fresh-1:1 image
+fresh2 fresh-2:1 image
+fresh3 fresh-3:1 image
+fresh4 fresh-4:1 image
+EOF
+  # shellcheck source=/dev/null
+  source "$env"
+  on() {
+    local var=IMG_$1
+    echo "$reg/${!var}"
+  }
+  {
+    for kind in compat burst fresh1 fresh2 fresh3 fresh4; do
+      printf 'ART_%s=%s\n' "$kind" "$(attach "$(on "$kind")" "$specs/compatible.yaml")"
+    done
+    printf 'ART_incompat=%s\n' "$(attach "$(on incompat)" "$specs/incompatible.yaml")"
+    printf 'ART_invalid=%s\n' "$(attach "$(on invalid)" "$specs/invalid.yaml")"
+    # The tag names the index: the artifact hangs on the index digest, none on the platform
+    # manifest.
+    printf 'ART_multi=%s\n' "$(attach "$(on multi)" "$specs/index.yaml")"
+    # Two artifacts on one image, the newer pushed first: which one wins must come from their
+    # creation times, not from the order the registry lists them in.
+    printf 'ART_twoart=%s\n' "$(attach "$(on twoart)" "$specs/newer.yaml" \
+      org.opencontainers.image.created=2025-06-01T00:00:00Z)"
+    printf 'ART_twoart_older=%s\n' "$(attach "$(on twoart)" "$specs/older.yaml" \
+      org.opencontainers.image.created=2024-01-01T00:00:00Z)"
+    printf 'E2E_LACKS=%s\nE2E_HAS=%s\n' "$lacks" "${have%% *}"
+  } >>"$env"
+  ic_registry_stop "$work/golden"
+  # An attach that failed left an empty value (its error is above).
+  if [ "$(grep -cE '^ART_[a-z0-9_]+=sha256:[0-9a-f]{64}$' "$env")" != 11 ]; then
+    echo "setup: an artifact is missing:" >&2
+    grep '^ART_' "$env" >&2
+    return 1
+  fi
+}
