@@ -401,3 +401,29 @@ async fn validation_refuses_too_where_the_runtime_has_it() {
     assert!(!ok.reject);
     run.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_settings_in_the_runtime_config_apply() {
+    let s = Setup::new().await;
+    // The plugin started with features x=2 (incompatible); the runtime's config (a pre-launched
+    // plugin's conf.d file) points at a features file where x=1: that one must be used.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node.json");
+    std::fs::write(
+        &file,
+        r#"{"attributes":{"test.feature":{"elements":{"x":"1"}}}}"#,
+    )
+    .unwrap();
+    let runtime_config = format!(
+        "nodeName: test-node\nregistry: {{plainHttp: ['{}']}}\nfeatures: {{file: {}}}\n",
+        s.reg.host,
+        file.display()
+    );
+    let run = Running::start(s.config(), &runtime_config).await;
+    let ok = run
+        .create("default", &s.images["incompatible"])
+        .await
+        .unwrap();
+    assert_eq!(compatible(&ok), Some("true"), "{ok:?}");
+    run.stop().await;
+}

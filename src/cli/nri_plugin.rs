@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use image_compat::check::{NameResolver, Resolver};
-use image_compat::features::{self, DiscoverOptions, Features, HostRoots, Source};
+use image_compat::features::Features;
 use image_compat::metrics::{self, Health, Metrics};
 use image_compat::nri::{Guard, Handler, Observer, Plugin, PluginOptions, Transport};
 use image_compat::policy::{Config, Mode};
@@ -150,7 +150,7 @@ fn serve(
             Some(rt) => Arc::new(ContainerdResolver::new(rt.clone())),
             None => Arc::new(NameResolver),
         };
-        let refresh = config.features.refresh;
+        let base_features = config.features.clone();
         let flags = a.clone();
         let observer: Arc<dyn Observer> = Arc::new(metrics.clone());
         let guard = Arc::new(Guard::new(
@@ -160,21 +160,29 @@ fn serve(
             features,
             Some(observer),
         ));
-        if !refresh.is_zero() && config.features.file.is_none() {
-            let (guard, config, metrics) = (guard.clone(), config.clone(), metrics.clone());
+        {
+            // Rediscovery follows the settings in force: a pre-launched plugin's come from the
+            // runtime's config, known only after Configure.
+            let (guard, metrics) = (guard.clone(), metrics.clone());
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(refresh);
-                tick.tick().await;
                 loop {
-                    tick.tick().await;
-                    match tokio::task::spawn_blocking({
-                        let (config, metrics) = (config.clone(), metrics.clone());
-                        move || node_features(&config, &metrics)
-                    })
-                    .await
-                    {
-                        Ok(Ok(f)) => guard.set_features(f),
-                        Ok(Err(e)) => warn!(error = %e, "feature rediscovery failed"),
+                    let settings = guard
+                        .config()
+                        .map(|c| c.features)
+                        .unwrap_or_else(|| base_features.clone());
+                    if settings.refresh.is_zero() || settings.file.is_some() {
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        continue;
+                    }
+                    tokio::time::sleep(settings.refresh).await;
+                    let g = guard.clone();
+                    let started = Instant::now();
+                    match tokio::task::spawn_blocking(move || g.refresh_features()).await {
+                        Ok(Ok(())) => metrics.record_discovery(started.elapsed()),
+                        Ok(Err(e)) => {
+                            metrics.record_discovery_error();
+                            warn!(error = %e, "feature rediscovery failed")
+                        }
                         Err(e) => warn!(error = %e, "feature rediscovery panicked"),
                     }
                 }
@@ -245,26 +253,17 @@ fn serve(
     })
 }
 
-/// The node's features: the configured file, or discovery with the configured prefix/sources.
+/// The node's features at start: the configured file, or a discovery (timed for metrics).
 fn node_features(config: &Config, metrics: &Metrics) -> anyhow::Result<Features> {
-    if let Some(f) = &config.features.file {
-        return Ok(features::file::read(f)?);
-    }
-    let roots = match config.features.host_prefix.as_deref() {
-        Some(p) if !p.is_empty() && p != "/" => HostRoots::with_prefix(p),
-        _ => HostRoots::from_env(),
-    };
-    let mut opts = DiscoverOptions::new(roots);
-    if !config.features.sources.is_empty() {
-        opts = opts.with_sources(Source::parse_list(&config.features.sources.join(","))?);
-    }
     let started = Instant::now();
-    let f = features::discover(&opts);
-    metrics.record_discovery(started.elapsed());
+    let f = config.features.load()?;
+    if config.features.file.is_none() {
+        metrics.record_discovery(started.elapsed());
+    }
     info!(
         features = f.len(),
         took_us = started.elapsed().as_micros() as u64,
-        "discovered node features"
+        "node features loaded"
     );
     Ok(f)
 }

@@ -21,19 +21,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::features::{self, discover, DiscoverOptions, Features, HostRoots, Source};
+use crate::features::{self, discover, DiscoverOptions, Features};
 use crate::policy::config::FeatureSettings;
 
 const FILE: &str = "v1/features.json";
 const LOCK: &str = "v1/features.lock";
 
-#[derive(Debug, thiserror::Error)]
-pub enum NodeFeaturesError {
-    #[error("features.sources: {0}")]
-    Sources(#[from] features::SourceError),
-    #[error("features.file: {0}")]
-    File(#[from] features::file::FeaturesFileError),
-}
+pub use crate::policy::config::FeaturesError as NodeFeaturesError;
 
 /// Where the features of one hook run came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,20 +47,6 @@ struct Saved {
     features: Features,
 }
 
-/// The discovery options the config asks for.
-pub fn discover_options(settings: &FeatureSettings) -> Result<DiscoverOptions, NodeFeaturesError> {
-    let roots = match settings.host_prefix.as_deref() {
-        Some(p) if !p.is_empty() && p != "/" => HostRoots::with_prefix(p),
-        _ => HostRoots::host(),
-    };
-    let mut opts = DiscoverOptions::new(roots);
-    if !settings.sources.is_empty() {
-        let list = settings.sources.join(",");
-        opts = opts.with_sources(Source::parse_list(&list)?);
-    }
-    Ok(opts)
-}
-
 /// This node's features: `features.file` when configured, else the saved discovery under
 /// `cache_dir` when still valid, else a new discovery (saved for the next run). A cache
 /// directory that cannot be read or written only costs a discovery per run; it is reported
@@ -79,7 +59,7 @@ pub fn node_features(
     if let Some(file) = &settings.file {
         return Ok((features::file::read(file)?, FeaturesOrigin::File));
     }
-    let opts = discover_options(settings)?;
+    let opts = settings.discover_options()?;
     let Some(dir) = cache_dir else {
         return Ok((discover(&opts), FeaturesOrigin::Discovered));
     };
@@ -270,6 +250,7 @@ pub fn saved_path(cache_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::{HostRoots, Source};
 
     /// A fixture host with a module list and a PCI device.
     fn host(root: &Path) {

@@ -13,6 +13,7 @@ use crate::check::{
     image_of, CacheSettings, Checker, ImageIdentity, Lookup, Outcome, Resolver, Verdict,
 };
 use crate::features::Features;
+use crate::policy::config::{FeatureSettings, FeaturesError};
 use crate::policy::{self, Config, Exemptions};
 use crate::registry::{Client, Platform};
 
@@ -60,6 +61,9 @@ pub struct Guard {
     resolver: Arc<dyn Resolver>,
     observer: Option<Arc<dyn Observer>>,
     features: RwLock<Features>,
+    /// The settings `features` came from: a runtime config with other settings (a pre-launched
+    /// plugin's conf.d file) makes the plugin load its features again.
+    features_from: RwLock<FeatureSettings>,
     state: RwLock<Option<Arc<State>>>,
 }
 
@@ -82,6 +86,7 @@ impl Guard {
         observer: Option<Arc<dyn Observer>>,
     ) -> Guard {
         Guard {
+            features_from: RwLock::new(base.features.clone()),
             base,
             overrides,
             resolver,
@@ -97,6 +102,18 @@ impl Guard {
             s.checker.set_features(features.clone());
         }
         *self.features.write().unwrap_or_else(|p| p.into_inner()) = features;
+    }
+
+    /// Loads the node's features again with the settings in force (discovery, or the
+    /// configured file); blocking, a few milliseconds.
+    pub fn refresh_features(&self) -> Result<(), FeaturesError> {
+        let settings = self
+            .features_from
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.set_features(settings.load()?);
+        Ok(())
     }
 
     /// Whether Configure has been received and a checker is ready.
@@ -345,6 +362,27 @@ impl Handler for Guard {
                 .map_err(|e| HandlerError::new(e.to_string()))?
         };
         (self.overrides)(&mut config);
+        let current = self
+            .features_from
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if config.features != current {
+            let settings = config.features.clone();
+            let loaded = tokio::task::spawn_blocking(move || settings.load())
+                .await
+                .map_err(|e| HandlerError::new(format!("feature discovery failed: {e}")))?
+                .map_err(|e| HandlerError::new(e.to_string()))?;
+            info!(
+                features = loaded.len(),
+                "node features loaded with the runtime's config"
+            );
+            self.set_features(loaded);
+            *self
+                .features_from
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = config.features.clone();
+        }
         let request_timeout = cfg.effective_request_timeout();
         let unchanged = self.current().filter(|s| {
             s.config == config && s.deadline == config.deadline.min(request_timeout / 2)

@@ -151,6 +151,40 @@ pub struct FeatureSettings {
     pub sources: Vec<String>,
 }
 
+/// The node's features could not be had as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum FeaturesError {
+    #[error("features.sources: {0}")]
+    Sources(#[from] crate::features::SourceError),
+    #[error("features.file: {0}")]
+    File(#[from] crate::features::file::FeaturesFileError),
+}
+
+impl FeatureSettings {
+    /// The discovery these settings ask for: host paths under `hostPrefix` (or
+    /// `$IMAGE_COMPAT_HOST_PREFIX`), the listed sources. The plugin and the hook both use it.
+    pub fn discover_options(&self) -> Result<crate::features::DiscoverOptions, FeaturesError> {
+        use crate::features::{DiscoverOptions, HostRoots, Source};
+        let roots = match self.host_prefix.as_deref() {
+            Some(p) if !p.is_empty() && p != "/" => HostRoots::with_prefix(p),
+            _ => HostRoots::from_env(),
+        };
+        let mut opts = DiscoverOptions::new(roots);
+        if !self.sources.is_empty() {
+            opts = opts.with_sources(Source::parse_list(&self.sources.join(","))?);
+        }
+        Ok(opts)
+    }
+
+    /// The node's features: `file` when set, else a discovery.
+    pub fn load(&self) -> Result<crate::features::Features, FeaturesError> {
+        match &self.file {
+            Some(f) => Ok(crate::features::file::read(f)?),
+            None => Ok(crate::features::discover(&self.discover_options()?)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerdSettings {
