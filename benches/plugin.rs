@@ -48,7 +48,7 @@ fn main() {
         let guard = Arc::new(Guard::new(
             config,
             Box::new(|_| {}),
-            Arc::new(NameResolver),
+            Some(Arc::new(NameResolver)),
             Features::default(),
             None,
         ));

@@ -106,7 +106,7 @@ impl Running {
         let guard = Arc::new(Guard::new(
             config,
             Box::new(|_| {}),
-            Arc::new(NameResolver),
+            Some(Arc::new(NameResolver)),
             features(),
             None,
         ));

@@ -104,7 +104,21 @@ fresh1 fresh-1:1 image
 fresh2 fresh-2:1 image
 fresh3 fresh-3:1 image
 fresh4 fresh-4:1 image
+zindex z-index:1 index
 EOF
+  # REAL-STACK.md's pitfall: the index's amd64 manifest also pushed under another name that
+  # sorts first (a-single), so the two names share one image (one config digest). Its digest is
+  # the manifest's, not the index's, and no artifact hangs on it: the artifact is on the index.
+  digest=$("$IC_PYTHON" -c '
+import json, os, sys
+lay = sys.argv[1]
+blob = lambda d: json.load(open(os.path.join(lay, "blobs", *d.split(":"))))
+index = blob(json.load(open(os.path.join(lay, "index.json")))["manifests"][0]["digest"])
+print(next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == "amd64"))' "$work/images/zindex")
+  # Registry to registry, so oras mounts the blobs into the new repository.
+  "$(ic_bin oras)" cp --no-tty --from-plain-http --to-plain-http "$reg/e2e/z-index@$digest" \
+    "$reg/e2e/a-single:1" >/dev/null
+  printf 'IMG_asingle=%q\nDIG_asingle=%q\n' e2e/a-single:1 "$digest" >>"$env"
   # shellcheck source=/dev/null
   source "$env"
   on() {
@@ -120,6 +134,7 @@ EOF
     # The tag names the index: the artifact hangs on the index digest, none on the platform
     # manifest.
     printf 'ART_multi=%s\n' "$(attach "$(on multi)" "$specs/index.yaml")"
+    printf 'ART_zindex=%s\n' "$(attach "$(on zindex)" "$specs/index.yaml")"
     # Two artifacts on one image, the newer pushed first: which one wins must come from their
     # creation times, not from the order the registry lists them in.
     printf 'ART_twoart=%s\n' "$(attach "$(on twoart)" "$specs/newer.yaml" \
@@ -130,7 +145,7 @@ EOF
   } >>"$env"
   ic_registry_stop "$work/golden"
   # An attach that failed left an empty value (its error is above).
-  if [ "$(grep -cE '^ART_[a-z0-9_]+=sha256:[0-9a-f]{64}$' "$env")" != 11 ]; then
+  if [ "$(grep -cE '^ART_[a-z0-9_]+=sha256:[0-9a-f]{64}$' "$env")" != 12 ]; then
     echo "setup: an artifact is missing:" >&2
     grep '^ART_' "$env" >&2
     return 1

@@ -7,12 +7,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use image_compat::check::{NameResolver, Resolver};
 use image_compat::features::Features;
 use image_compat::metrics::{self, Health, Metrics};
 use image_compat::nri::{Guard, Handler, Observer, Plugin, PluginOptions, Transport};
 use image_compat::policy::{Config, Mode};
-use image_compat::runtime::{ContainerdResolver, ImageEventKind, Runtime};
 use tracing::{info, warn};
 
 #[derive(Args, Clone)]
@@ -136,27 +134,13 @@ fn serve(
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        // Image names resolve through containerd's image store (all the digests an artifact
-        // may hang on); without a containerd socket, through the registry by name.
-        let runtime = if config.containerd.socket.as_os_str().is_empty() {
-            None
-        } else {
-            Some(Runtime::connect(
-                &config.containerd.socket,
-                &config.containerd.namespace,
-            )?)
-        };
-        let resolver: Arc<dyn Resolver> = match &runtime {
-            Some(rt) => Arc::new(ContainerdResolver::new(rt.clone())),
-            None => Arc::new(NameResolver),
-        };
         let base_features = config.features.clone();
         let flags = a.clone();
         let observer: Arc<dyn Observer> = Arc::new(metrics.clone());
         let guard = Arc::new(Guard::new(
             config.clone(),
             Box::new(move |c| flags.apply(c)),
-            resolver,
+            None,
             features,
             Some(observer),
         ));
@@ -185,20 +169,6 @@ fn serve(
                         }
                         Err(e) => warn!(error = %e, "feature rediscovery panicked"),
                     }
-                }
-            });
-        }
-        if let Some(rt) = &runtime {
-            // Fetch the artifact of each image containerd pulls, before its first container.
-            let (events, guard) = (rt.watch_images(), guard.clone());
-            tokio::spawn(async move {
-                futures::pin_mut!(events);
-                while let Some(ev) = futures::StreamExt::next(&mut events).await {
-                    if ev.kind == ImageEventKind::Deleted || ev.name.starts_with("sha256:") {
-                        continue;
-                    }
-                    let digest = ev.target.as_ref().map(|t| t.digest.to_string());
-                    guard.prefetch_image(&ev.name, digest.as_deref()).await;
                 }
             });
         }

@@ -10,12 +10,14 @@ use tracing::{debug, info, warn};
 use super::handler::{Handler, HandlerError, Rejection};
 use super::types::{Adjustment, ConfigureInfo, Container, Event, EventSet, PodSandbox, Validation};
 use crate::check::{
-    image_of, CacheSettings, Checker, ImageIdentity, Lookup, Outcome, Resolver, Verdict,
+    image_of, CacheSettings, Checker, ImageIdentity, Lookup, NameResolver, Outcome, Resolver,
+    Verdict,
 };
 use crate::features::Features;
 use crate::policy::config::{FeatureSettings, FeaturesError};
 use crate::policy::{self, Config, Exemptions};
 use crate::registry::{Client, Platform};
+use crate::runtime::{ContainerdResolver, ImageEventKind, Runtime};
 
 /// Changes the command line makes to any config, including one the runtime passes.
 pub type Overrides = Box<dyn Fn(&mut Config) + Send + Sync>;
@@ -58,7 +60,9 @@ pub trait Observer: Send + Sync {
 pub struct Guard {
     base: Config,
     overrides: Overrides,
-    resolver: Arc<dyn Resolver>,
+    /// A resolver to use whatever the config says (tests); None: built from the config in
+    /// force (`containerd.socket`), on each Configure that changes it.
+    fixed_resolver: Option<Arc<dyn Resolver>>,
     observer: Option<Arc<dyn Observer>>,
     features: RwLock<Features>,
     /// The settings `features` came from: a runtime config with other settings (a pre-launched
@@ -71,17 +75,31 @@ struct State {
     config: Config,
     exemptions: Exemptions,
     checker: Arc<Checker>,
+    resolver: Arc<dyn Resolver>,
     deadline: Duration,
     node: String,
+    /// Prefetches the artifacts of images containerd pulls; stopped with this state.
+    watcher: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
+    }
 }
 
 impl Guard {
     /// `base` is the config from the file and flags; a config string sent by the runtime
     /// (pre-launched plugins) replaces it, and `overrides` (the flags) apply on top of either.
+    /// Image names resolve through containerd (`containerd.socket` of the config in force:
+    /// every repository and digest the image is known under), or by name in the registry when
+    /// the socket is empty; `resolver` replaces that choice (tests).
     pub fn new(
         base: Config,
         overrides: Overrides,
-        resolver: Arc<dyn Resolver>,
+        resolver: Option<Arc<dyn Resolver>>,
         features: Features,
         observer: Option<Arc<dyn Observer>>,
     ) -> Guard {
@@ -89,7 +107,7 @@ impl Guard {
             features_from: RwLock::new(base.features.clone()),
             base,
             overrides,
-            resolver,
+            fixed_resolver: resolver,
             observer,
             features: RwLock::new(features),
             state: RwLock::new(None),
@@ -153,12 +171,29 @@ impl Guard {
         // The runtime creates the container unchecked when we answer late, so decide well
         // before its request timeout.
         let deadline = config.deadline.min(request_timeout / 2);
+        let (resolver, runtime): (Arc<dyn Resolver>, Option<Runtime>) = match &self.fixed_resolver {
+            Some(r) => (r.clone(), None),
+            None if config.containerd.socket.as_os_str().is_empty() => {
+                (Arc::new(NameResolver), None)
+            }
+            None => {
+                let rt = Runtime::connect(&config.containerd.socket, &config.containerd.namespace)
+                    .map_err(|e| format!("containerd.socket: {e}"))?;
+                (Arc::new(ContainerdResolver::new(rt.clone())), Some(rt))
+            }
+        };
+        let watcher = runtime.map(|rt| {
+            let (resolver, checker) = (resolver.clone(), checker.clone());
+            tokio::spawn(prefetch_pulled_images(rt, resolver, checker)).abort_handle()
+        });
         Ok(State {
             node: config.node_name(),
             exemptions,
             checker,
+            resolver,
             deadline,
             config,
+            watcher,
         })
     }
 
@@ -255,7 +290,7 @@ impl Guard {
     }
 
     async fn check(&self, state: &State, id: &ImageIdentity) -> (Verdict, Option<Lookup>) {
-        let resolve = tokio::time::timeout(state.deadline, self.resolver.candidates(id)).await;
+        let resolve = tokio::time::timeout(state.deadline, state.resolver.candidates(id)).await;
         let candidates = match resolve {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
@@ -307,24 +342,30 @@ impl Guard {
                 .as_ref()
                 .map(|i| (i.name.as_str(), i.digest.as_str()));
             if let Some(id) = image_of(image, &ctr.annotations) {
-                if let Ok(c) = self.resolver.candidates(&id).await {
+                if let Ok(c) = state.resolver.candidates(&id).await {
                     state.checker.prefetch(&c);
                 }
             }
         }
     }
+}
 
-    /// Starts fetching one image's artifacts (an image containerd just pulled).
-    pub async fn prefetch_image(&self, name: &str, digest: Option<&str>) {
-        let Some(state) = self.current() else {
-            return;
-        };
+/// Fetches the artifact of each image containerd pulls (or retags), before its first container.
+async fn prefetch_pulled_images(rt: Runtime, resolver: Arc<dyn Resolver>, checker: Arc<Checker>) {
+    use futures::StreamExt;
+    let events = rt.watch_images();
+    futures::pin_mut!(events);
+    while let Some(ev) = events.next().await {
+        if ev.kind == ImageEventKind::Deleted || ev.name.starts_with("sha256:") {
+            continue;
+        }
         let id = ImageIdentity {
-            name: name.to_string(),
-            digest: digest.map(str::to_string),
+            name: ev.name.clone(),
+            digest: ev.target.as_ref().map(|t| t.digest.to_string()),
         };
-        if let Ok(c) = self.resolver.candidates(&id).await {
-            state.checker.prefetch(&c);
+        if let Ok(c) = resolver.candidates(&id).await {
+            debug!(image = %ev.name, "prefetching the artifact of a pulled image");
+            checker.prefetch(&c);
         }
     }
 }
