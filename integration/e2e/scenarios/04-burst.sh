@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Scenario burst: 30 pods of one image the plugin has not seen yet, their containers created
-# concurrently. Every container is created and decided (compatible, annotated), no decision
+# Scenario burst: 30 pods of one image no container has used yet, their containers created
+# concurrently (a plugin running when containerd pulled it has prefetched its artifact). Every container is created and decided (compatible, annotated), no decision
 # comes near containerd's 2 s timeout nor falls back on the deadline, containerd never gives up
 # on the plugin, and the registry is asked once: one referrers lookup and one referrers-tag read
 # for the image, however many containers wait for it.
@@ -22,8 +22,15 @@ scenario_burst() {
     id=$(ic_json pod_id <"$out/pod-$i") || fail "pod burst-$i: $(cat "$out/pod-$i")"
     pods+=("$id")
   done
+  # A plugin that was running when containerd pulled the image (pre-launched: it starts with
+  # containerd) fetched its artifact then, from the pull event. Either way the whole story,
+  # pull and 30 containers, must cost one fetch.
   refs=$(ic_registry_requests "$RD" "GET /v2/$(repo burst)/referrers/" | wc -l)
-  [ "$refs" = 0 ] || fail "the burst image was looked up before the burst ($refs requests)"
+  case $refs in
+    0) say "the burst image is new to the plugin: 30 containers must share one fetch" ;;
+    1) say "the burst image was prefetched when containerd pulled it: the burst must not fetch again" ;;
+    *) fail "the burst image was looked up $refs times before the burst" ;;
+  esac
   for ((i = 1; i <= E2E_BURST; i++)); do
     (
       t0=$(now_us)
