@@ -26,5 +26,8 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
+step "examples (the CRI test client and the NRI probe the real-stack tests run)"
+cargo build --examples --locked
+
 step "unit, integration and real-stack tests (benchmarks run once each, as tests)"
-cargo test --all-targets --locked
+cargo test --all-targets --locked --no-fail-fast
