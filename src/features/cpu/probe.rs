@@ -91,8 +91,9 @@ pub(crate) fn probe(p: &CpuProbe) -> Result<CpuData, ProbeError> {
 /// A CPUID table: recorded leaves and XCR0.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct CpuidTable {
-    leaves: BTreeMap<(u32, u32), Regs>,
-    xcr0: u64,
+    /// Absent leaves read as zeros.
+    pub(crate) leaves: BTreeMap<(u32, u32), Regs>,
+    pub(crate) xcr0: u64,
 }
 
 impl Cpuid for CpuidTable {

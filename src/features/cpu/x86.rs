@@ -948,32 +948,15 @@ fn sgx_epc_size(c: &dyn Cpuid) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::cpu::probe::CpuidTable;
     use std::collections::BTreeMap;
-
-    /// A CPU given as a few leaves; absent leaves read as zeros.
-    struct Fake {
-        leaves: BTreeMap<(u32, u32), Regs>,
-        xcr0: u64,
-    }
-
-    impl Cpuid for Fake {
-        fn cpuid(&self, leaf: u32, subleaf: u32) -> Regs {
-            self.leaves
-                .get(&(leaf, subleaf))
-                .copied()
-                .unwrap_or_default()
-        }
-        fn xgetbv0(&self) -> u64 {
-            self.xcr0
-        }
-    }
 
     fn regs(eax: u32, ebx: u32, ecx: u32, edx: u32) -> Regs {
         Regs { eax, ebx, ecx, edx }
     }
 
     /// "GenuineIntel", max leaf 7, family 6 model 0x55 (Skylake-SP), AVX and AVX2 advertised.
-    fn skylake(xcr0: u64) -> Fake {
+    fn skylake(xcr0: u64) -> CpuidTable {
         let mut leaves = BTreeMap::new();
         leaves.insert((0, 0), regs(7, 0x756e_6547, 0x6c65_746e, 0x4965_6e69));
         // ECX: SSE3, SSSE3, SSE4.1, SSE4.2, CX16, XSAVE, OSXSAVE, AVX, FMA, MOVBE, POPCNT, F16C.
@@ -991,7 +974,7 @@ mod tests {
             (0x8000_0001, 0),
             regs(0, 0, 1 | 1 << 5, 1 << 11 | 1 << 20 | 1 << 27),
         );
-        Fake { leaves, xcr0 }
+        CpuidTable { leaves, xcr0 }
     }
 
     fn names(cpu: &X86Cpu) -> BTreeSet<&'static str> {
