@@ -1123,3 +1123,44 @@ async fn oversized_artifact_manifest_descriptor_is_refused_before_fetching() {
     });
     assert!(!asked_for_it);
 }
+
+/// The first lookup on a host asks the Referrers API and the tag schema at once; what it
+/// learns decides later lookups on that host: only the tag schema without the API, only the
+/// API with it.
+#[tokio::test]
+async fn the_referrers_api_is_probed_once_per_host() {
+    let count = |reg: &TestRegistry| {
+        let log = reg.requests();
+        let api = log.iter().filter(|l| l.path.contains("/referrers/")).count();
+        let tag = log
+            .iter()
+            .filter(|l| l.path.contains("/manifests/sha256-"))
+            .count();
+        (api, tag)
+    };
+    for api in [false, true] {
+        let reg = TestRegistry::start_with(Behaviour {
+            referrers_api: api,
+            ..Behaviour::default()
+        })
+        .await;
+        reg.push_image("app", Some("v1"), "linux", "amd64");
+        let client = client_for(&reg);
+        let r = reference(&reg, "app:v1");
+        client
+            .attach_spec(&r, SPEC, &AttachOptions::default())
+            .await
+            .expect("attach");
+        // A fresh client knows nothing about the host: both at once.
+        let client = client_for(&reg);
+        reg.clear_log();
+        let spec = client.fetch_spec(&r, &amd64()).await.expect("fetch");
+        assert_eq!(spec.expect("a spec").bytes, SPEC);
+        assert_eq!(count(&reg), (1, 1), "first lookup, API {api}");
+        reg.clear_log();
+        let spec = client.fetch_spec(&r, &amd64()).await.expect("fetch");
+        assert_eq!(spec.expect("a spec").bytes, SPEC);
+        let want = if api { (1, 0) } else { (0, 1) };
+        assert_eq!(count(&reg), want, "second lookup, API {api}");
+    }
+}

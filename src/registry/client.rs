@@ -264,19 +264,16 @@ impl Client {
         subject: &Descriptor,
     ) -> Result<Vec<ArtifactInfo>, RegistryError> {
         let what = format!("referrers of {}", subject.digest);
-        let (descriptors, discovery) = match repo
-            .referrers_api(&subject.digest, media::ARTIFACT_TYPE)
-            .await?
-        {
-            ApiReferrers::Supported(entries) => (
+        let (descriptors, discovery) = match self.referrers(repo, &subject.digest).await? {
+            Referrers::Api(entries) => (
                 entries
                     .iter()
                     .map(|e| Descriptor::from_entry(e, &what))
                     .collect::<Result<Vec<_>, _>>()?,
                 Discovery::ReferrersApi,
             ),
-            ApiReferrers::Unsupported => {
-                let entries = match repo.referrers_tag(&subject.digest).await? {
+            Referrers::TagSchema(tag) => {
+                let entries = match tag {
                     Some((_, index)) => compat_entries(&index, &what)?,
                     None => Vec::new(),
                 };
@@ -298,6 +295,40 @@ impl Client {
             ));
         }
         Ok(out)
+    }
+
+    /// The referrers of `subject`: through the Referrers API where the host has it, else the
+    /// tag schema. Where it is not known yet (the first lookup on a host), both are asked at
+    /// once: one round trip instead of two on registries without the API, at the cost of one
+    /// unneeded tag read, once, on registries with it. The answer is remembered per host.
+    async fn referrers(
+        &self,
+        repo: &Repo<'_>,
+        subject: &Digest,
+    ) -> Result<Referrers, RegistryError> {
+        let root = repo.ep.url("", "");
+        let api = async {
+            let answer = repo.referrers_api(subject, media::ARTIFACT_TYPE).await?;
+            self.t
+                .set_referrers_api(&root, matches!(answer, ApiReferrers::Supported(_)));
+            Ok::<_, RegistryError>(answer)
+        };
+        match self.t.referrers_api_known(&root) {
+            Some(false) => Ok(Referrers::TagSchema(repo.referrers_tag(subject).await?)),
+            Some(true) => match api.await? {
+                ApiReferrers::Supported(e) => Ok(Referrers::Api(e)),
+                ApiReferrers::Unsupported => {
+                    Ok(Referrers::TagSchema(repo.referrers_tag(subject).await?))
+                }
+            },
+            None => {
+                let (api, tag) = tokio::join!(api, repo.referrers_tag(subject));
+                match api? {
+                    ApiReferrers::Supported(e) => Ok(Referrers::Api(e)),
+                    ApiReferrers::Unsupported => Ok(Referrers::TagSchema(tag?)),
+                }
+            }
+        }
     }
 
     async fn manifest_annotations(
@@ -774,4 +805,10 @@ fn select_platform(
             },
         }),
     }
+}
+
+/// Where an image's referrers came from, with what was found there.
+enum Referrers {
+    Api(Vec<oci_client::manifest::ImageIndexEntry>),
+    TagSchema(Option<(FetchedManifest, serde_json::Value)>),
 }

@@ -68,6 +68,9 @@ struct TlsKey {
 pub(crate) struct Transport {
     pub(crate) cfg: Arc<RegistryConfig>,
     clients: Mutex<HashMap<TlsKey, reqwest::Client>>,
+    /// Whether each host (`scheme://host/path`) has the Referrers API, once seen: later
+    /// lookups ask only the right place.
+    referrers_api: Mutex<HashMap<String, bool>>,
     creds: CredentialStore,
     tokens: TokenCache,
 }
@@ -75,6 +78,22 @@ pub(crate) struct Transport {
 static CRYPTO_PROVIDER: Once = Once::new();
 
 impl Transport {
+    /// Whether the host at `root` has the Referrers API, if a lookup there has told.
+    pub(crate) fn referrers_api_known(&self, root: &str) -> Option<bool> {
+        self.referrers_api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(root)
+            .copied()
+    }
+
+    pub(crate) fn set_referrers_api(&self, root: &str, supported: bool) {
+        self.referrers_api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(root.to_string(), supported);
+    }
+
     pub(crate) fn new(cfg: Arc<RegistryConfig>) -> Result<Self, RegistryError> {
         // reqwest is built without a bundled crypto provider (see Cargo.toml); install ring as
         // the process default unless something else already installed one.
@@ -85,6 +104,7 @@ impl Transport {
             creds: CredentialStore::new(cfg.clone()),
             cfg,
             clients: Mutex::new(HashMap::new()),
+            referrers_api: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
         };
         // Read the CA files now so a bad one fails at construction, not mid-request. The HTTPS
