@@ -1131,7 +1131,10 @@ async fn oversized_artifact_manifest_descriptor_is_refused_before_fetching() {
 async fn the_referrers_api_is_probed_once_per_host() {
     let count = |reg: &TestRegistry| {
         let log = reg.requests();
-        let api = log.iter().filter(|l| l.path.contains("/referrers/")).count();
+        let api = log
+            .iter()
+            .filter(|l| l.path.contains("/referrers/"))
+            .count();
         let tag = log
             .iter()
             .filter(|l| l.path.contains("/manifests/sha256-"))
