@@ -123,6 +123,34 @@ impl Client {
         Ok(())
     }
 
+    /// Asks `registry`'s hosts that have the capability in order (mirrors first, then the
+    /// registry itself) and returns the first answer `enough` accepts; when no host gives one,
+    /// the last host's answer (an error, or an empty result) stands. `what` names the request
+    /// in the debug log of a host that failed.
+    async fn ask_hosts<T, F: std::future::Future<Output = Result<T, RegistryError>>>(
+        &self,
+        registry: &str,
+        (want, capability): (fn(&Capabilities) -> bool, &'static str),
+        what: &str,
+        enough: impl Fn(&T) -> bool,
+        ask: impl Fn(HostEndpoint) -> F,
+    ) -> Result<T, RegistryError> {
+        let mut answer = Err(RegistryError::NoEndpoint {
+            registry: registry.to_string(),
+            capability,
+        });
+        for ep in self.endpoints(registry, want, capability)? {
+            let host = ep.host.clone();
+            answer = ask(ep).await;
+            match &answer {
+                Ok(found) if enough(found) => break,
+                Ok(_) => {}
+                Err(e) => tracing::debug!(%host, error = %e, "{what} failed on this host"),
+            }
+        }
+        answer
+    }
+
     fn push_endpoint(&self, registry: &str) -> Result<HostEndpoint, RegistryError> {
         let mut eps = self.endpoints(registry, |c| c.push, "push")?;
         Ok(eps.remove(0))
@@ -144,26 +172,19 @@ impl Client {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<ResolvedImage, RegistryError> {
-        let by_digest = reference.digest().is_some();
-        let eps = if by_digest {
-            self.endpoints(reference.registry(), |c| c.pull, "pull")?
+        let (want, capability): (fn(&Capabilities) -> bool, _) = if reference.digest().is_some() {
+            (|c| c.pull, "pull")
         } else {
-            self.endpoints(reference.registry(), |c| c.resolve, "resolve")?
+            (|c| c.resolve, "resolve")
         };
-        let mut last = None;
-        for ep in &eps {
-            match self.resolve_on(ep, reference, platform).await {
-                Ok(r) => return Ok(r),
-                Err(e) => {
-                    tracing::debug!(host = %ep.host, error = %e, "resolve failed on this host");
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or(RegistryError::NoEndpoint {
-            registry: reference.registry().to_string(),
-            capability: "resolve",
-        }))
+        self.ask_hosts(
+            reference.registry(),
+            (want, capability),
+            "resolve",
+            |_| true,
+            |ep| async move { self.resolve_on(&ep, reference, platform).await },
+        )
+        .await
     }
 
     async fn resolve_on(
@@ -219,21 +240,14 @@ impl Client {
         &self,
         image: &ResolvedImage,
     ) -> Result<Vec<ArtifactInfo>, RegistryError> {
-        let r = &image.reference;
-        let eps = self.endpoints(r.registry(), |c| c.resolve, "resolve")?;
-        let mut last = Ok(Vec::new());
-        for ep in &eps {
-            match self.list_on(ep, image).await {
-                Ok(list) if !list.is_empty() => return Ok(list),
-                other => {
-                    if let Err(e) = &other {
-                        tracing::debug!(host = %ep.host, error = %e, "listing referrers failed on this host");
-                    }
-                    last = other;
-                }
-            }
-        }
-        last
+        self.ask_hosts(
+            image.reference.registry(),
+            (|c| c.resolve, "resolve"),
+            "listing referrers",
+            |list: &Vec<ArtifactInfo>| !list.is_empty(),
+            |ep| async move { self.list_on(&ep, image).await },
+        )
+        .await
     }
 
     /// The artifacts of both subjects on one host, ranked.
@@ -377,21 +391,14 @@ impl Client {
         &self,
         image: &ResolvedImage,
     ) -> Result<Option<FetchedSpec>, RegistryError> {
-        let r = &image.reference;
-        let eps = self.endpoints(r.registry(), |c| c.resolve, "resolve")?;
-        let mut last = Ok(None);
-        for ep in &eps {
-            match self.fetch_on(ep, image).await {
-                Ok(Some(spec)) => return Ok(Some(spec)),
-                other => {
-                    if let Err(e) = &other {
-                        tracing::debug!(host = %ep.host, error = %e, "fetching the spec failed on this host");
-                    }
-                    last = other;
-                }
-            }
-        }
-        last
+        self.ask_hosts(
+            image.reference.registry(),
+            (|c| c.resolve, "resolve"),
+            "fetching the spec",
+            Option::is_some,
+            |ep| async move { self.fetch_on(&ep, image).await },
+        )
+        .await
     }
 
     async fn fetch_on(
