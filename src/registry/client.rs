@@ -111,16 +111,7 @@ impl Client {
 
     /// Refuses a manifest whose descriptor is already over the cap, before asking for it.
     fn check_manifest_size(&self, size: u64, what: &str) -> Result<(), RegistryError> {
-        let limit = self.t.cfg.max_manifest_bytes;
-        if size > limit {
-            return Err(RegistryError::TooLarge {
-                what: what.to_string(),
-                size,
-                limit,
-                seen_in: "descriptor",
-            });
-        }
-        Ok(())
+        RegistryError::check_size(what, size, self.t.cfg.max_manifest_bytes, "descriptor")
     }
 
     /// Asks `registry`'s hosts that have the capability in order (mirrors first, then the

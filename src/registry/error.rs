@@ -263,6 +263,25 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Refuses `size` bytes of `what` over `limit`; `seen_in` says where the size was read
+    /// (descriptor, Content-Length, body read so far).
+    pub(crate) fn check_size(
+        what: &str,
+        size: u64,
+        limit: u64,
+        seen_in: &'static str,
+    ) -> Result<(), RegistryError> {
+        if size > limit {
+            return Err(RegistryError::TooLarge {
+                what: what.to_string(),
+                size,
+                limit,
+                seen_in,
+            });
+        }
+        Ok(())
+    }
+
     /// The class of this failure.
     pub fn kind(&self) -> ErrorKind {
         match self {

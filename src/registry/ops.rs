@@ -121,14 +121,7 @@ impl Repo<'_> {
         limit: u64,
         what: &str,
     ) -> Result<Vec<u8>, RegistryError> {
-        if size > limit {
-            return Err(RegistryError::TooLarge {
-                what: what.to_string(),
-                size,
-                limit,
-                seen_in: "descriptor",
-            });
-        }
+        RegistryError::check_size(what, size, limit, "descriptor")?;
         let url = self.url(&format!("blobs/{digest}"), &[]);
         let req = self.request("GET blob", Method::GET, url.clone(), Action::Pull);
         let resp = self.t.send(&req).await?;

@@ -451,14 +451,7 @@ impl Transport {
         op: &str,
     ) -> Result<Vec<u8>, RegistryError> {
         if let Some(len) = resp.content_length() {
-            if len > limit {
-                return Err(RegistryError::TooLarge {
-                    what: what.to_string(),
-                    size: len,
-                    limit,
-                    seen_in: "Content-Length",
-                });
-            }
+            RegistryError::check_size(what, len, limit, "Content-Length")?;
         }
         let url = resp.url().to_string();
         let mut buf = Vec::new();
@@ -467,14 +460,8 @@ impl Transport {
             .await
             .map_err(|e| self.send_error(e, op, &url))?
         {
-            if buf.len() as u64 + chunk.len() as u64 > limit {
-                return Err(RegistryError::TooLarge {
-                    what: what.to_string(),
-                    size: buf.len() as u64 + chunk.len() as u64,
-                    limit,
-                    seen_in: "body read so far",
-                });
-            }
+            let size = buf.len() as u64 + chunk.len() as u64;
+            RegistryError::check_size(what, size, limit, "body read so far")?;
             buf.extend_from_slice(&chunk);
         }
         Ok(buf)
