@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use image_compat::registry::{AttachOptions, Client, Reference, RegistryConfig};
 
 const SPEC: &str = "version: v1alpha1\ncompatibilities:\n- rules:\n  - name: kernel\n    matchFeatures:\n    - feature: kernel.version\n      matchExpressions:\n        major: {op: Gt, value: [\"2\"]}\n";
 
@@ -40,22 +39,9 @@ fn setup() -> Setup {
         .expect("runtime");
     let (reg, name, digest) = runtime.block_on(async {
         let reg = oci_server::TestRegistry::start().await;
-        let desc = reg.push_image("bench/app", Some("1"), "linux", "amd64");
-        let name = format!("{}/bench/app:1", reg.host);
-        let client = Client::new(RegistryConfig {
-            plain_http: vec![reg.host.clone()],
-            ..RegistryConfig::without_credential_files()
-        })
-        .expect("client");
-        client
-            .attach_spec(
-                &Reference::parse(&name).expect("ref"),
-                SPEC.as_bytes(),
-                &AttachOptions::default(),
-            )
-            .await
-            .expect("attach");
-        let digest = desc["digest"].as_str().expect("digest").to_string();
+        let (name, digest) = reg
+            .push_image_with_spec("bench/app", "1", Some(SPEC.as_bytes()))
+            .await;
         (reg, name, digest)
     });
     let dir = tempfile::tempdir().expect("tempdir");

@@ -15,7 +15,6 @@ use image_compat::check::NameResolver;
 use image_compat::features::Features;
 use image_compat::nri::{ConfigureInfo, Container, Guard, Handler, PodSandbox};
 use image_compat::policy::Config;
-use image_compat::registry::{AttachOptions, Client, Reference, RegistryConfig};
 
 const SPEC: &str = include_str!("../tests/fixtures/specs/realistic.yaml");
 
@@ -27,21 +26,9 @@ fn main() {
         .expect("runtime");
     let (guard, pod, ctr) = rt.block_on(async {
         let reg = oci_server::TestRegistry::start().await;
-        reg.push_image("app", Some("v1"), "linux", "amd64");
-        let name = format!("{}/app:v1", reg.host);
-        let client = Client::new(RegistryConfig {
-            plain_http: vec![reg.host.clone()],
-            ..RegistryConfig::without_credential_files()
-        })
-        .expect("client");
-        client
-            .attach_spec(
-                &Reference::parse(&name).expect("ref"),
-                SPEC.as_bytes(),
-                &AttachOptions::default(),
-            )
-            .await
-            .expect("attach");
+        let (name, _) = reg
+            .push_image_with_spec("app", "v1", Some(SPEC.as_bytes()))
+            .await;
         let mut config = Config::default();
         config.registry.plain_http = vec![reg.host.clone()];
         config.node_name = Some("bench".into());

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use image_compat::check::{check_image, CacheSettings, Candidates, Checker, Outcome, Source};
 use image_compat::features::Features;
-use image_compat::registry::{AttachOptions, Client, Platform, Reference, RegistryConfig};
+use image_compat::registry::{Client, Platform, Reference, RegistryConfig};
 use support::oci_server::TestRegistry;
 
 const NEEDS_X1: &[u8] = b"version: v1alpha1
@@ -34,29 +34,16 @@ fn features(x: &str) -> Features {
 
 fn client(reg: &TestRegistry) -> Client {
     Client::new(RegistryConfig {
-        plain_http: vec![reg.host.clone()],
         request_timeout: Duration::from_secs(5),
-        ..RegistryConfig::without_credential_files()
+        ..reg.client_config()
     })
     .unwrap()
 }
 
 /// Pushes an image `repo:tag`, attaches `spec` when given; returns its `repo@digest`.
 async fn image(reg: &TestRegistry, repo: &str, spec: Option<&[u8]>) -> Reference {
-    let desc = reg.push_image(repo, Some("v1"), "linux", "amd64");
-    let r = Reference::parse(&format!(
-        "{}/{repo}@{}",
-        reg.host,
-        desc["digest"].as_str().unwrap()
-    ))
-    .unwrap();
-    if let Some(spec) = spec {
-        client(reg)
-            .attach_spec(&r, spec, &AttachOptions::default())
-            .await
-            .unwrap();
-    }
-    r
+    let (_, digest) = reg.push_image_with_spec(repo, "v1", spec).await;
+    Reference::parse(&format!("{}/{repo}@{digest}", reg.host)).unwrap()
 }
 
 fn settings() -> CacheSettings {

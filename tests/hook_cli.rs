@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use image_compat::registry::{AttachOptions, Client, Reference, RegistryConfig};
 use support::oci_server::TestRegistry;
 
 const NEEDS_EXT4: &str = "version: v1alpha1\ncompatibilities:\n- description: runs where ext4 is loaded\n  rules:\n  - name: filesystem\n    matchFeatures:\n    - feature: kernel.loadedmodule\n      matchExpressions:\n        ext4: {op: Exists}\n";
@@ -28,30 +27,16 @@ struct Env {
 
 async fn env() -> Env {
     let reg = TestRegistry::start().await;
-    let client = Client::new(RegistryConfig {
-        plain_http: vec![reg.host.clone()],
-        ..RegistryConfig::without_credential_files()
-    })
-    .expect("client");
     let mut images = Vec::new();
     for (repo, spec) in [
         ("hook/ok", Some(NEEDS_EXT4)),
         ("hook/bad", Some(NEEDS_VFIO)),
         ("hook/plain", None),
     ] {
-        let desc = reg.push_image(repo, Some("1"), "linux", "amd64");
-        let name = format!("{}/{repo}:1", reg.host);
-        if let Some(spec) = spec {
-            client
-                .attach_spec(
-                    &Reference::parse(&name).expect("ref"),
-                    spec.as_bytes(),
-                    &AttachOptions::default(),
-                )
-                .await
-                .expect("attach");
-        }
-        images.push((name, desc["digest"].as_str().expect("digest").to_string()));
+        images.push(
+            reg.push_image_with_spec(repo, "1", spec.map(str::as_bytes))
+                .await,
+        );
     }
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("features.json"), FEATURES).expect("write");

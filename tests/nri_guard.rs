@@ -12,7 +12,6 @@ use image_compat::check::NameResolver;
 use image_compat::features::Features;
 use image_compat::nri::{api, Guard, Handler, Plugin};
 use image_compat::policy::{Config, FailAction, Mode};
-use image_compat::registry::{AttachOptions, Client, Reference, RegistryConfig};
 use support::nri_peer::*;
 use support::oci_server::TestRegistry;
 use tokio::net::UnixListener;
@@ -48,11 +47,6 @@ struct Setup {
 impl Setup {
     async fn new() -> Setup {
         let reg = TestRegistry::start().await;
-        let client = Client::new(RegistryConfig {
-            plain_http: vec![reg.host.clone()],
-            ..RegistryConfig::without_credential_files()
-        })
-        .unwrap();
         let compatible = String::from_utf8_lossy(NEEDS_X1).replace("['1']", "['2']");
         let mut images = BTreeMap::new();
         for (role, spec) in [
@@ -60,15 +54,7 @@ impl Setup {
             ("compatible", Some(compatible.into_bytes())),
             ("plain", None),
         ] {
-            reg.push_image(role, Some("v1"), "linux", "amd64");
-            let name = format!("{}/{role}:v1", reg.host);
-            if let Some(spec) = spec {
-                let r = Reference::parse(&name).unwrap();
-                client
-                    .attach_spec(&r, &spec, &AttachOptions::default())
-                    .await
-                    .unwrap();
-            }
+            let (name, _) = reg.push_image_with_spec(role, "v1", spec.as_deref()).await;
             images.insert(role, name);
         }
         Setup { reg, images }

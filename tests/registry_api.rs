@@ -19,9 +19,8 @@ const SPEC: &[u8] = b"version: v1alpha1\ncompatibilities:\n- rules: []\n";
 
 fn config_for(reg: &TestRegistry) -> RegistryConfig {
     RegistryConfig {
-        plain_http: vec![reg.host.clone()],
         request_timeout: Duration::from_secs(5),
-        ..RegistryConfig::without_credential_files()
+        ..reg.client_config()
     }
 }
 

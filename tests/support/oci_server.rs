@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine as _;
+use image_compat::registry::{AttachOptions, Client, Reference, RegistryConfig};
 use sha2::Digest as _;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -266,6 +267,40 @@ impl TestRegistry {
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": layer.len()}]
         });
         self.put_manifest(repo, tag, &m)
+    }
+
+    /// What a client of this server needs: plain HTTP, no credential files.
+    pub fn client_config(&self) -> RegistryConfig {
+        RegistryConfig {
+            plain_http: vec![self.host.clone()],
+            ..RegistryConfig::without_credential_files()
+        }
+    }
+
+    /// Pushes the linux/amd64 image `repo:tag` and, when `spec` is given, attaches it with the
+    /// crate's client (as `image-compat attach-spec` does); returns the image's name by tag
+    /// (`host/repo:tag`) and its manifest digest.
+    pub async fn push_image_with_spec(
+        &self,
+        repo: &str,
+        tag: &str,
+        spec: Option<&[u8]>,
+    ) -> (String, String) {
+        let desc = self.push_image(repo, Some(tag), "linux", "amd64");
+        let name = format!("{}/{repo}:{tag}", self.host);
+        if let Some(spec) = spec {
+            Client::new(self.client_config())
+                .expect("client")
+                .attach_spec(
+                    &Reference::parse(&name).expect("reference"),
+                    spec,
+                    &AttachOptions::default(),
+                )
+                .await
+                .expect("attach");
+        }
+        let digest = desc["digest"].as_str().expect("digest").to_string();
+        (name, digest)
     }
 
     /// An index of one image per platform (`os/arch[/variant]`); returns (index, manifests).
