@@ -4,7 +4,7 @@
 //! No root needed: the bundles are written by the test, as CRI-O, containerd and podman lay
 //! them out. tests/hook_runtimes.rs runs the same hook under real runc and podman.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

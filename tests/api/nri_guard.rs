@@ -2,7 +2,7 @@
 //! runtime peer, with artifacts in an in-process registry: enforce, audit, exemptions, no
 //! artifact, registry down, the deadline, Synchronize warming the cache, the runtime's config.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //!
 //! Its own test binary: it puts a fake helper on PATH, which is process-wide.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! Artifacts attached by either are seen by the other, removals keep other referrers. Skipped,
 //! with a message, when integration/lib/install.sh cannot provide the binaries.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! Also: tag schema, artifact selection, content checks, auth, redirects, timeouts, errors and
 //! hosts.toml mirrors.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //! also runs with lowered rlimits (nofile, nproc): the test VM lacks CAP_SYS_RESOURCE, which
 //! podman's defaults need.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};

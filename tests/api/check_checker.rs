@@ -1,7 +1,7 @@
 //! The decision path against the in-process registry: verdicts, the plugin's cache, one fetch
 //! per image under a burst, the deadline, stale answers, feature changes.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! image-compat alone while oras checks every step, then each kind of bad input. Skipped, with
 //! a message, when integration/lib/install.sh cannot provide the binaries.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
