@@ -4,7 +4,9 @@
 //!
 //! One test binary with a module per area, so that tests/support and the dev-dependencies are
 //! compiled and linked once rather than once per file; tests/stack holds the tests that need
-//! root and the private stack.
+//! root and the private stack. Tests here share one process: none may change process-wide state
+//! (environment, current directory, umask, signal handlers); a test that needs such a change
+//! runs its scenario in a child process (see `registry_credhelper`).
 
 #[path = "../support/mod.rs"]
 mod support;

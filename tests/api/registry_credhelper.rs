@@ -1,10 +1,14 @@
 //! Docker credential helpers (`credHelpers`, `credsStore` -> `docker-credential-<name> get`).
 //!
-//! Its own test binary: it puts a fake helper on PATH, which is process-wide.
+//! The client finds helpers on PATH, which is process-wide, and the other tests of this binary
+//! start programs concurrently: so the scenario runs in a child process, this test binary
+//! running this one test alone, with the fake helper's directory first on the child's PATH.
 
 use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use image_compat::registry::{
@@ -13,8 +17,49 @@ use image_compat::registry::{
 use serde_json::json;
 use support::oci_server::{AuthMode, Behaviour, TestRegistry};
 
-#[tokio::test]
-async fn credential_helpers_and_stores() {
+/// Set only in the child: the directory, first on its PATH, to write the fake helper into.
+const HELPER_DIR: &str = "IMAGE_COMPAT_TEST_CREDHELPER_DIR";
+
+#[test]
+fn credential_helpers_and_stores() {
+    match std::env::var_os(HELPER_DIR) {
+        None => run_in_child(),
+        Some(bin) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime builds")
+            .block_on(credential_helpers_scenario(Path::new(&bin))),
+    }
+}
+
+/// Runs `credential_helpers_and_stores` again, alone, in a child process with the helper's
+/// directory on PATH; fails unless the child ran the scenario and it passed.
+fn run_in_child() {
+    let bin = tempfile::tempdir().expect("tempdir");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The test's name in this binary: its module path without the crate.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let test = format!("{module}::credential_helpers_and_stores");
+    let out = Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env("PATH", path)
+        .env(HELPER_DIR, bin.path())
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{test} in a child process ({}):\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn credential_helpers_scenario(bin: &Path) {
     let private = TestRegistry::start_with(Behaviour {
         auth: AuthMode::Basic {
             username: "carol".into(),
@@ -27,8 +72,7 @@ async fn credential_helpers_and_stores() {
     private.push_image("app", Some("v1"), "linux", "amd64");
     public.push_image("app", Some("v1"), "linux", "amd64");
 
-    let bin = tempfile::tempdir().expect("tempdir");
-    let helper = bin.path().join("docker-credential-imgcompat-test");
+    let helper = bin.join("docker-credential-imgcompat-test");
     std::fs::write(
         &helper,
         format!(
@@ -38,12 +82,6 @@ async fn credential_helpers_and_stores() {
     )
     .expect("write helper");
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    std::env::set_var("PATH", path);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let client_with = |config: serde_json::Value| {
