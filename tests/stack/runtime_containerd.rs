@@ -413,6 +413,8 @@ async fn event_for(
 
 async fn events_and_restarts(version: &'static str) {
     // The reconnect logs, shown with --nocapture (RUST_LOG=image_compat=debug for more).
+    // The subscriber is process-wide, set once by whichever test comes first; the test writer
+    // puts each event in the output of the test whose thread logged it, never another's.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
