@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, Criterion};
 use image_compat::features::Features;
 use image_compat::rules::report::nfd_report;
 use image_compat::spec;
@@ -137,7 +137,7 @@ fn host() -> Features {
     f
 }
 
-fn bench(c: &mut Criterion) {
+pub fn bench(c: &mut Criterion) {
     let text = include_str!("../tests/fixtures/specs/realistic.yaml");
     let loaded = spec::load(text, "realistic.yaml").expect("the benchmark spec is valid");
     let features = host();
@@ -160,6 +160,3 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(spec::load(black_box(text), "realistic.yaml").unwrap()))
     });
 }
-
-criterion_group!(benches, bench);
-criterion_main!(benches);

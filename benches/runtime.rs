@@ -1,6 +1,6 @@
 //! Criterion benchmark: `subjects()` on a warm image index of a busy node, no containerd needed.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, Criterion};
 use image_compat::registry::{media, Descriptor, Digest, Platform};
 use image_compat::runtime::{normalize_name, ImageIndex, ImageRecord, Resolution, Resolved};
 
@@ -104,7 +104,7 @@ fn node(images: u32) -> ImageIndex {
     ix
 }
 
-fn bench(c: &mut Criterion) {
+pub fn bench(c: &mut Criterion) {
     let ix = node(300);
     // Fail loudly rather than time an error path.
     for name in [
@@ -139,6 +139,3 @@ fn bench(c: &mut Criterion) {
         b.iter(|| normalize_name(black_box("registry.example.com/team3/app-150:1.150")))
     });
 }
-
-criterion_group!(benches, bench);
-criterion_main!(benches);
