@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs podman from the machine's own Debian bookworm sources, for the OCI hook tests
-# (tests/hook_runtimes.rs). podman 4.3 is bookworm's; it is a system package (it needs conmon,
+# (tests/stack/hook_runtimes.rs). podman 4.3 is bookworm's; it is a system package (it needs conmon,
 # its config under /usr/share/containers, ...), so unlike the private real-stack prefix it goes
 # system-wide, and only from bookworm. No-op when podman is already there.
 #

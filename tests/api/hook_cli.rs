@@ -2,7 +2,7 @@
 //! (in-process) holding the images and their specs, a cache directory shared by runs.
 //!
 //! No root needed: the bundles are written by the test, as CRI-O, containerd and podman lay
-//! them out. tests/hook_runtimes.rs runs the same hook under real runc and podman.
+//! them out. tests/stack/hook_runtimes.rs runs the same hook under real runc and podman.
 
 use crate::support;
 

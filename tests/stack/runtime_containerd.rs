@@ -3,7 +3,7 @@
 //! Needs root and the stack unpacked by integration/lib/install.sh (IMAGE_COMPAT_STACK, default
 //! `.work/stack`); the CRI tests also need the driver example (`cargo test` builds it, or
 //! `cargo build --example cri`). Otherwise each test prints `SKIPPED:` and passes.
-//! `IMAGE_COMPAT_STACK=... cargo test --test runtime_containerd -- --nocapture`
+//! `IMAGE_COMPAT_STACK=... cargo test --test stack runtime_containerd:: -- --nocapture`
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
