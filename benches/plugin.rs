@@ -1,4 +1,4 @@
-//! Decision latency of the NRI plugin for a cached image: `Guard::decide` as CreateContainer
+//! Decision latency of the NRI plugin for a cached image: `Guard::handle` as CreateContainer
 //! calls it (identity, exemptions, cache lookup, policy, log line), with the artifact already
 //! fetched from an in-process registry. Prints p50/p99/max over many calls, then criterion's
 //! estimate of the mean. `cargo bench --bench benches -- '^plugin decision'`.
@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion};
 use image_compat::check::NameResolver;
+use image_compat::config::{Config, Overrides};
+use image_compat::daemon::{Daemon, Options};
 use image_compat::features::Features;
-use image_compat::nri::{ConfigureInfo, Container, Guard, Handler, PodSandbox};
-use image_compat::policy::Config;
+use image_compat::nri::{ConfigureInfo, Container, Guard, Handler, PodSandbox, Stage};
 use tokio::runtime::Runtime;
 
 use crate::oci_server;
@@ -21,10 +22,10 @@ const SPEC: &str = include_str!("../tests/fixtures/specs/realistic.yaml");
 pub fn bench(c: &mut Criterion) {
     // Made for the benchmark's first call: not at all when the filter selects another area's.
     let ready = OnceCell::new();
-    c.bench_function("plugin decision, cached image (Guard::decide)", |b| {
+    c.bench_function("plugin decision, cached image (Guard::handle)", |b| {
         let (rt, guard, pod, ctr) = ready.get_or_init(prepare);
         b.to_async(rt)
-            .iter(|| async { black_box(guard.decide(pod, ctr).await.is_err()) })
+            .iter(|| async { black_box(denied(guard, pod, ctr).await) })
     });
 }
 
@@ -44,13 +45,13 @@ fn prepare() -> (Runtime, Arc<Guard>, PodSandbox, Container) {
         let mut config = Config::default();
         config.registry.plain_http = vec![reg.host.clone()];
         config.node_name = Some("bench".into());
-        let guard = Arc::new(Guard::new(
-            config,
-            Box::new(|_| {}),
-            Some(Arc::new(NameResolver)),
-            Features::default(),
-            None,
-        ));
+        let daemon = Daemon::new(Options {
+            resolver: Some(Arc::new(NameResolver)),
+            features: Some(Features::default()),
+            ..Options::new(config, Overrides::default())
+        })
+        .expect("daemon");
+        let guard = daemon.guard();
         guard
             .configure(ConfigureInfo {
                 request_timeout: Some(Duration::from_secs(2)),
@@ -69,9 +70,9 @@ fn prepare() -> (Runtime, Arc<Guard>, PodSandbox, Container) {
             ..Default::default()
         };
         // The first decision fetches; every later one is answered from the cache.
-        let first = guard.decide(&pod, &ctr).await;
+        let first = guard.handle(&pod, &ctr, Stage::Create).await;
         assert!(
-            first.is_err(),
+            first.decision.deny.is_some(),
             "the realistic spec does not match an empty node: {first:?}"
         );
         std::mem::forget(reg); // keep the registry up while the runtime lives
@@ -83,7 +84,7 @@ fn prepare() -> (Runtime, Arc<Guard>, PodSandbox, Container) {
     rt.block_on(async {
         for _ in 0..n {
             let t = Instant::now();
-            black_box(guard.decide(&pod, &ctr).await.is_err());
+            black_box(denied(&guard, &pod, &ctr).await);
             samples.push(t.elapsed());
         }
     });
@@ -97,4 +98,13 @@ fn prepare() -> (Runtime, Arc<Guard>, PodSandbox, Container) {
         samples[n - 1]
     );
     (rt, guard, pod, ctr)
+}
+
+async fn denied(guard: &Guard, pod: &PodSandbox, ctr: &Container) -> bool {
+    guard
+        .handle(pod, ctr, Stage::Create)
+        .await
+        .decision
+        .deny
+        .is_some()
 }

@@ -115,7 +115,7 @@ for line in open(log, errors="replace"):
         f = json.loads(line).get("fields", {})
     except ValueError:
         continue
-    if f.get("message") == "decision" and f.get("source") == "Cached":
+    if f.get("message") == "decision" and f.get("answer") == "cached":
         d.append(f["latency_us"])
 d.sort()
 if d:

@@ -1,6 +1,8 @@
-//! image-compat: decide whether a container image's NFD compatibility spec holds on a node.
+//! image-compat: decide whether a container image's compatibility artifacts hold on a node.
 
 pub mod check;
+pub mod config;
+pub mod daemon;
 pub mod features;
 pub mod hook;
 pub mod metrics;
@@ -10,3 +12,5 @@ pub mod registry;
 pub mod rules;
 pub mod runtime;
 pub mod spec;
+pub mod untrusted;
+pub mod yaml;

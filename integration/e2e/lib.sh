@@ -249,10 +249,11 @@ expect_unchecked() {
 # field JSON KEY: one field of a decision line.
 field() { ic_json "$2" <<<"$1"; }
 
-expect_source() {
+# expect_answer cached|stale|fetched|deadline: how the decision's answer was obtained.
+expect_answer() {
   local got
-  got=$(field "$LAST_DECISION" source)
-  [ "$got" = "$1" ] || fail "decision source is $got, expected $1: $LAST_DECISION"
+  got=$(field "$LAST_DECISION" answer)
+  [ "$got" = "$1" ] || fail "decision answer is $got, expected $1: $LAST_DECISION"
 }
 
 expect_fast() {

@@ -1,26 +1,35 @@
-//! The plugin's checker: verdicts cached by image, one shared fetch per image, and a decision
-//! deadline that never waits on the network past it.
+//! The checker: verdicts from stored answers, one fetch per image at a time, stale answers
+//! served while they are refreshed, and a deadline that never waits on the network past it.
 //!
-//! A cache miss starts a fetch in a task of its own: callers wait for it at most until their
-//! deadline, then get `DeadlineExceeded` while the fetch goes on and fills the cache for the
-//! next container. Concurrent callers for one image share that one fetch. A fetched spec is
-//! kept for `ttl` and, once expired, still answers while a background refresh runs (the image's
-//! claim rarely changes; the registry may be down); failures are kept only `error_ttl`. The
-//! cache holds fetched specs, not verdicts: when the node's features change, verdicts are
-//! re-evaluated from the cached specs without touching the network.
+//! The same rules for the plugin (async, answers in memory, fetches in tasks of their own that
+//! outlive the deadline and fill the store for the next container) and the hook (blocking, one
+//! process per container, answers in files shared by all of them, fetches under a file lock):
+//! - a fresh answer is evaluated on the node's features (once per features generation);
+//! - an answer past `cache.ttl` is still served while one fetch refreshes it (the image's claim
+//!   rarely changes; the registry may be down); a failed refresh keeps it another
+//!   `cache.errorTtl`;
+//! - a failure (registry error, deadline) is kept only `cache.errorTtl`;
+//! - an answer looked up by tag (no digest known) is kept `cache.nameTtl`, since the tag may move.
+//!
+//! The store holds answers, not verdicts: when the node's features change, verdicts are
+//! re-evaluated from the stored answers without touching the network.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use super::{decide, inspect, Inspection, Outcome, Verdict};
+use super::answer::{fetch, Answer};
+use super::store::{Entry, FetchLock, Store};
+use super::verdict::{Outcome, Verdict};
+use crate::config::CacheSettings;
 use crate::features::Features;
-use crate::registry::{Client, Platform, Reference};
+use crate::registry::{Client, ErrorKind, Platform, Reference, RegistryConfig, RegistryError};
 
 /// Where artifacts may hang for one image, most specific first: `repo@digest` references
-/// (the image's own, then other names of the same content).
+/// (the image's own, then other names of the same content), or a tag when no digest is known.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Candidates(pub Vec<Reference>);
 
@@ -29,33 +38,44 @@ impl Candidates {
         Candidates(vec![r])
     }
 
-    fn key(&self) -> String {
+    /// The store key: the references in order.
+    pub fn key(&self) -> String {
         self.0
             .iter()
             .map(|r| r.to_string())
             .collect::<Vec<_>>()
             .join(" ")
     }
+
+    /// Whether the lookup goes by a tag (no candidate pinned to a digest).
+    fn by_tag(&self) -> bool {
+        self.0.iter().all(|r| r.digest().is_none())
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheSettings {
-    pub max_entries: usize,
-    pub ttl: Duration,
-    pub error_ttl: Duration,
-}
-
-/// How a verdict was obtained, for metrics and logs.
+/// How a verdict was obtained, for metrics and the decision log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// From the cache, fresh.
+    /// From the store, fresh.
     Cached,
-    /// From the cache, expired; a refresh was started.
+    /// From the store, expired: a refresh was started (plugin) or failed or is another
+    /// process's (hook).
     Stale,
     /// Fetched now (the caller waited for the registry).
     Fetched,
     /// The deadline passed first.
     Deadline,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cached => "cached",
+            Source::Stale => "stale",
+            Source::Fetched => "fetched",
+            Source::Deadline => "deadline",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,168 +84,314 @@ pub struct Lookup {
     pub source: Source,
     /// How long the registry fetch took, when this call waited for one.
     pub fetch_time: Option<Duration>,
+    /// Problems that did not change the verdict (a store that cannot be read or written).
+    pub warnings: Vec<String>,
 }
 
-/// The result of fetching one image's artifact: what `inspect` found, or the verdict its
-/// failure leads to.
-#[derive(Debug)]
-struct Fetched {
-    result: Result<Inspection, Verdict>,
-    took: Duration,
+/// The node's features as the checker sees them, replaceable while it runs (rediscovery).
+pub struct NodeFeatures {
+    current: RwLock<(Arc<Features>, u64)>,
 }
 
-impl Fetched {
-    fn failed(&self) -> bool {
-        match &self.result {
-            Ok(_) => false,
-            Err(v) => !matches!(v.outcome, Outcome::InvalidSpec { .. }),
+/// Features generations are unique in the process, so a verdict remembered for one
+/// generation is never taken for another set of features.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+impl NodeFeatures {
+    pub fn new(features: Features) -> Arc<NodeFeatures> {
+        Arc::new(NodeFeatures {
+            current: RwLock::new((
+                Arc::new(features),
+                GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            )),
+        })
+    }
+
+    /// The features and their generation.
+    pub fn get(&self) -> (Arc<Features>, u64) {
+        let c = self.current.read().unwrap_or_else(|p| p.into_inner());
+        (c.0.clone(), c.1)
+    }
+
+    /// Replaces the features; a new generation only when they differ. Returns whether they did.
+    pub fn set(&self, features: Features) -> bool {
+        let mut c = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if *c.0 == features {
+            return false;
+        }
+        *c = (
+            Arc::new(features),
+            GENERATIONS.fetch_add(1, Ordering::Relaxed),
+        );
+        true
+    }
+}
+
+/// The registry settings cannot make a client (a CA file that does not parse, ...).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ClientError {
+    pub message: String,
+    pub kind: ErrorKind,
+}
+
+impl From<RegistryError> for ClientError {
+    fn from(e: RegistryError) -> Self {
+        ClientError {
+            message: e.to_string(),
+            kind: e.kind(),
         }
     }
 }
 
-struct Entry {
-    fetched: Arc<Fetched>,
-    /// A good answer past this is served stale while it is refreshed; a failure past this
-    /// is forgotten.
-    expires: Instant,
-    /// The verdict for a features generation, computed on first use.
-    verdict: Option<(u64, Verdict)>,
-}
-
-struct NodeFeatures {
-    features: Arc<Features>,
-    generation: u64,
-}
-
-type SharedFetch = Shared<BoxFuture<'static, Arc<Fetched>>>;
+type SharedFetch = Shared<BoxFuture<'static, (Arc<Answer>, Duration)>>;
 
 pub struct Checker {
-    client: Client,
+    registry: RegistryConfig,
+    client: OnceLock<Result<Client, ClientError>>,
     platform: Platform,
     tags: Vec<String>,
     settings: CacheSettings,
-    features: RwLock<NodeFeatures>,
-    cache: Mutex<HashMap<String, Entry>>,
+    features: Arc<NodeFeatures>,
+    store: Arc<dyn Store>,
     inflight: Mutex<HashMap<String, SharedFetch>>,
 }
 
 impl Checker {
+    /// The registry client is built on first use ([`Checker::client`] builds it at once, to
+    /// report a bad registry setting early).
     pub fn new(
-        client: Client,
+        registry: RegistryConfig,
         platform: Platform,
         tags: Vec<String>,
-        features: Features,
         settings: CacheSettings,
-    ) -> Arc<Checker> {
-        Arc::new(Checker {
-            client,
+        features: Arc<NodeFeatures>,
+        store: Arc<dyn Store>,
+    ) -> Checker {
+        Checker {
+            registry,
+            client: OnceLock::new(),
             platform,
             tags,
             settings,
-            features: RwLock::new(NodeFeatures {
-                features: Arc::new(features),
-                generation: 0,
-            }),
-            cache: Mutex::new(HashMap::new()),
+            features,
+            store,
             inflight: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// Replaces the node's features (after a rediscovery). Cached specs are re-evaluated on
-    /// their next use.
-    pub fn set_features(&self, features: Features) {
-        let mut f = write(&self.features);
-        if *f.features != features {
-            f.features = Arc::new(features);
-            f.generation += 1;
         }
     }
 
-    pub fn features(&self) -> Arc<Features> {
-        read(&self.features).features.clone()
+    pub fn client(&self) -> Result<&Client, ClientError> {
+        self.client
+            .get_or_init(|| Client::new(self.registry.clone()).map_err(ClientError::from))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
-    /// The verdict for an image, within `deadline`.
+    pub fn features(&self) -> &Arc<NodeFeatures> {
+        &self.features
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Answers kept, for metrics.
+    pub fn cached_images(&self) -> usize {
+        self.store.count()
+    }
+
+    /// The verdict for an image within `deadline` (the plugin).
     pub async fn verdict(self: &Arc<Self>, image: &Candidates, deadline: Duration) -> Lookup {
+        self.verdict_since(image, deadline, Instant::now()).await
+    }
+
+    /// [`Checker::verdict`] with the deadline counted from `started` (a caller that already
+    /// spent part of it, resolving the image).
+    pub async fn verdict_since(
+        self: &Arc<Self>,
+        image: &Candidates,
+        deadline: Duration,
+        started: Instant,
+    ) -> Lookup {
         let key = image.key();
-        if let Some((verdict, expired)) = self.cached(&key) {
-            if expired {
+        let mut warnings = Vec::new();
+        if let Some(entry) = self.get(&key, &mut warnings) {
+            let fresh = entry.is_fresh();
+            if !fresh {
                 // Keep answering from the expired entry while the registry is asked again.
                 drop(self.fetch(&key, image));
             }
-            let source = if expired {
-                Source::Stale
-            } else {
-                Source::Cached
-            };
-            return Lookup {
-                verdict,
-                source,
-                fetch_time: None,
-            };
+            return self.lookup(&entry.answer, fresh, None, warnings);
         }
-        let fetch = self.fetch(&key, image);
-        match tokio::time::timeout(deadline, fetch).await {
-            Ok(fetched) => Lookup {
-                verdict: self.verdict_of(&key, &fetched),
+        let left = deadline.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, self.fetch(&key, image)).await {
+            Ok((answer, took)) => Lookup {
+                verdict: self.evaluate(&answer),
                 source: Source::Fetched,
-                fetch_time: Some(fetched.took),
+                fetch_time: Some(took),
+                warnings,
             },
             Err(_) => Lookup {
                 verdict: Verdict::new(Outcome::DeadlineExceeded { waited: deadline }),
                 source: Source::Deadline,
                 fetch_time: None,
+                warnings,
             },
         }
     }
 
-    /// Starts fetching an image's artifact in the background if it is not cached (images
-    /// seen in Synchronize, images containerd just pulled), so containers find it ready.
+    /// Starts fetching an image's artifact in the background if no fresh answer is stored
+    /// (images seen in Synchronize, images containerd just pulled), so containers find it.
     pub fn prefetch(self: &Arc<Self>, image: &Candidates) {
         let key = image.key();
-        if self.cached(&key).is_none_or(|(_, expired)| expired) {
+        let fresh = self
+            .store
+            .get(&key)
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.is_fresh() || e.answer.is_transient());
+        if !fresh {
             drop(self.fetch(&key, image));
         }
     }
 
-    /// Number of cached images, for metrics.
-    pub fn cached_images(&self) -> usize {
-        lock(&self.cache).len()
+    /// The verdict for an image within `deadline`, without an executor (the hook: one process
+    /// per container). Other processes checking the same image wait for this one's fetch (up
+    /// to the deadline) and then read its answer; a stale answer is refreshed by one process
+    /// while the others serve it. There is no fetch after the deadline (the process ends): a
+    /// deadline miss is stored as a failure.
+    pub fn verdict_blocking(&self, image: &Candidates, deadline: Duration) -> Lookup {
+        let started = Instant::now();
+        let key = image.key();
+        let mut warnings = Vec::new();
+        let stale = match self.get(&key, &mut warnings) {
+            Some(e) if e.is_fresh() => return self.lookup(&e.answer, true, None, warnings),
+            other => other,
+        };
+        // Held until this process has stored the registry's answer (end of this function).
+        let Some(_lock) = self.lock(&key, &stale, deadline) else {
+            if let Some(e) = stale {
+                // Another process is refreshing it.
+                return self.lookup(&e.answer, false, None, warnings);
+            }
+            return Lookup {
+                verdict: Verdict::new(Outcome::DeadlineExceeded { waited: deadline }),
+                source: Source::Deadline,
+                fetch_time: None,
+                warnings,
+            };
+        };
+        // Another process may have answered while this one waited for the lock.
+        if let Some(e) = self.get(&key, &mut warnings).filter(Entry::is_fresh) {
+            return self.lookup(&e.answer, true, None, warnings);
+        }
+        let remaining = deadline.saturating_sub(started.elapsed());
+        let (answer, source) = match self.fetch_blocking(image, remaining) {
+            Some(answer) => (Arc::new(answer), Source::Fetched),
+            None => (
+                Arc::new(Answer::settled(Verdict::new(Outcome::DeadlineExceeded {
+                    waited: deadline,
+                }))),
+                Source::Deadline,
+            ),
+        };
+        if let Some(kept) = self.put(&key, image, answer.clone(), &mut warnings) {
+            // The refresh failed: the stale answer stands.
+            return self.lookup(&kept.answer, false, None, warnings);
+        }
+        Lookup {
+            verdict: self.evaluate(&answer),
+            source,
+            fetch_time: (source == Source::Fetched).then(|| started.elapsed()),
+            warnings,
+        }
     }
 
-    /// The cached verdict (re-evaluated if the features changed) and whether it expired.
-    /// None: not cached, or a failure past its error ttl.
-    fn cached(&self, key: &str) -> Option<(Verdict, bool)> {
-        let (features, generation) = {
-            let f = read(&self.features);
-            (f.features.clone(), f.generation)
-        };
-        let mut cache = lock(&self.cache);
-        let entry = cache.get_mut(key)?;
-        let expired = Instant::now() >= entry.expires;
-        if expired && entry.fetched.failed() {
-            return None;
+    fn lookup(
+        &self,
+        answer: &Answer,
+        fresh: bool,
+        fetch_time: Option<Duration>,
+        warnings: Vec<String>,
+    ) -> Lookup {
+        Lookup {
+            verdict: self.evaluate(answer),
+            source: if fresh { Source::Cached } else { Source::Stale },
+            fetch_time,
+            warnings,
         }
-        let verdict = match &entry.verdict {
-            Some((g, v)) if *g == generation => v.clone(),
-            _ => {
-                let v = evaluate(&entry.fetched, &features, &self.tags);
-                entry.verdict = Some((generation, v.clone()));
-                v
+    }
+
+    /// A stored entry worth using: any good answer, or a failure still fresh.
+    fn get(&self, key: &str, warnings: &mut Vec<String>) -> Option<Entry> {
+        match self.store.get(key) {
+            Ok(Some(e)) if e.is_fresh() || !e.answer.is_transient() => Some(e),
+            Ok(_) => None,
+            Err(e) => {
+                warnings.push(format!("{e}; ignored"));
+                None
+            }
+        }
+    }
+
+    /// The fetch lock: waited for up to the deadline on a miss, not at all for a stale entry
+    /// (someone else refreshing it is as good).
+    fn lock(&self, key: &str, stale: &Option<Entry>, deadline: Duration) -> Option<FetchLock> {
+        let wait = if stale.is_some() {
+            Duration::ZERO
+        } else {
+            deadline
+        };
+        self.store.lock(key, wait)
+    }
+
+    /// The verdict of an answer on the node's current features, remembered per generation.
+    fn evaluate(&self, answer: &Answer) -> Verdict {
+        let (features, generation) = self.features.get();
+        answer.verdict_memo(generation, || answer.verdict(&features, &self.tags))
+    }
+
+    /// Stores a fetched answer. A failed refresh does not replace a good answer that is merely
+    /// old: that one is kept another `errorTtl` and returned.
+    fn put(
+        &self,
+        key: &str,
+        image: &Candidates,
+        answer: Arc<Answer>,
+        warnings: &mut Vec<String>,
+    ) -> Option<Entry> {
+        let old = match self.store.get(key) {
+            Ok(old) => old,
+            Err(e) => {
+                warnings.push(format!("{e}; ignored"));
+                None
             }
         };
-        Some((verdict, expired))
+        let (entry, kept) = match old {
+            Some(old) if answer.is_transient() && !old.answer.is_transient() => {
+                let kept = Entry::new(old.answer.clone(), self.settings.error_ttl);
+                (kept.clone(), Some(old))
+            }
+            _ => {
+                let ttl = if answer.is_transient() {
+                    self.settings.error_ttl
+                } else if image.by_tag() {
+                    self.settings.name_ttl
+                } else {
+                    self.settings.ttl
+                };
+                (Entry::new(answer, ttl), None)
+            }
+        };
+        if let Err(e) = self.store.put(key, entry) {
+            warnings.push(format!("{e}; the answer is not saved"));
+        }
+        kept
     }
 
-    fn verdict_of(&self, key: &str, fetched: &Arc<Fetched>) -> Verdict {
-        self.cached(key)
-            .map(|(v, _)| v)
-            .unwrap_or_else(|| evaluate(fetched, &self.features(), &self.tags))
-    }
-
-    /// The one fetch in flight for this image, started if there is none.
+    /// The one fetch in flight for this image, started if there is none (plugin).
     fn fetch(self: &Arc<Self>, key: &str, image: &Candidates) -> SharedFetch {
-        let mut inflight = lock(&self.inflight);
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = inflight.get(key) {
             return f.clone();
         }
@@ -233,23 +399,26 @@ impl Checker {
         let (key_owned, image) = (key.to_string(), image.clone());
         let task = tokio::spawn(async move {
             let started = Instant::now();
-            let result = this.inspect_first(&image).await;
-            let fetched = Arc::new(Fetched {
-                result,
-                took: started.elapsed(),
-            });
-            this.store(&key_owned, fetched.clone());
-            fetched
+            let answer = Arc::new(this.fetch_answer(&image).await);
+            let took = started.elapsed();
+            let mut warnings = Vec::new();
+            this.put(&key_owned, &image, answer.clone(), &mut warnings);
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            this.inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key_owned);
+            (answer, took)
         });
         let shared = async move {
             task.await.unwrap_or_else(|e| {
-                Arc::new(Fetched {
-                    result: Err(Verdict::new(Outcome::RegistryError {
-                        error: format!("artifact fetch task failed: {e}"),
-                        kind: None,
-                    })),
-                    took: Duration::ZERO,
-                })
+                let failed = Answer::settled(Verdict::new(Outcome::RegistryError {
+                    error: format!("artifact fetch task failed: {e}"),
+                    kind: None,
+                }));
+                (Arc::new(failed), Duration::ZERO)
             })
         }
         .boxed()
@@ -258,78 +427,32 @@ impl Checker {
         shared
     }
 
-    /// The first candidate that has an artifact wins; when none has, the first answer (no
-    /// artifact, or the first candidate's error) stands.
-    async fn inspect_first(&self, image: &Candidates) -> Result<Inspection, Verdict> {
-        let mut first = None;
-        for r in &image.0 {
-            let result = inspect(&self.client, r, &self.platform).await;
-            match &result {
-                Ok(i) if i.artifact.is_some() => return result,
-                Err(v) if matches!(v.outcome, Outcome::InvalidSpec { .. }) => return result,
-                _ => {}
+    /// One fetch on a runtime of its own, cut at `deadline` (hook). None: the deadline passed.
+    fn fetch_blocking(&self, image: &Candidates, deadline: Duration) -> Option<Answer> {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                return Some(Answer::settled(Verdict::new(Outcome::RegistryError {
+                    error: format!("cannot start the async runtime: {e}"),
+                    kind: None,
+                })))
             }
-            first.get_or_insert(result);
+        };
+        runtime
+            .block_on(async { tokio::time::timeout(deadline, self.fetch_answer(image)).await })
+            .ok()
+    }
+
+    async fn fetch_answer(&self, image: &Candidates) -> Answer {
+        match self.client() {
+            Ok(client) => fetch(client, &self.platform, image).await,
+            Err(e) => Answer::settled(Verdict::new(Outcome::RegistryError {
+                error: e.message,
+                kind: Some(e.kind),
+            })),
         }
-        first.unwrap_or_else(|| {
-            Err(Verdict::new(Outcome::UnknownImage {
-                error: "no image reference to look up".into(),
-            }))
-        })
     }
-
-    fn store(&self, key: &str, fetched: Arc<Fetched>) {
-        let now = Instant::now();
-        let mut cache = lock(&self.cache);
-        match cache.get_mut(key) {
-            // A failed refresh must not replace a good answer that is merely old: keep it,
-            // and ask the registry again after error_ttl.
-            Some(old) if fetched.failed() && !old.fetched.failed() => {
-                old.expires = now + self.settings.error_ttl;
-            }
-            _ => {
-                if cache.len() >= self.settings.max_entries && !cache.contains_key(key) {
-                    let oldest = cache
-                        .iter()
-                        .min_by_key(|(_, e)| e.expires)
-                        .map(|(k, _)| k.clone());
-                    if let Some(k) = oldest {
-                        cache.remove(&k);
-                    }
-                }
-                let ttl = if fetched.failed() {
-                    self.settings.error_ttl
-                } else {
-                    self.settings.ttl
-                };
-                let entry = Entry {
-                    fetched,
-                    expires: now + ttl,
-                    verdict: None,
-                };
-                cache.insert(key.to_string(), entry);
-            }
-        }
-        drop(cache);
-        lock(&self.inflight).remove(key);
-    }
-}
-
-fn evaluate(fetched: &Fetched, features: &Features, tags: &[String]) -> Verdict {
-    match &fetched.result {
-        Ok(inspection) => decide(inspection, features, tags),
-        Err(v) => v.clone(),
-    }
-}
-
-// The locks guard plain data that no panic can leave half-written, so a poisoned lock's data
-// is still good: recover it rather than fail every later container.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|p| p.into_inner())
-}
-fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|p| p.into_inner())
 }

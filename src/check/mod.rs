@@ -1,175 +1,86 @@
-//! The one decision path: image identity -> cached spec -> evaluate -> Verdict.
+//! The one decision path: an image's identity -> its answer from the registry (kept in a
+//! [`Store`]) -> the verdict on this node's features, and the [`Report`] that explains it.
 //!
-//! `inspect` finds and loads an image's compatibility spec; `decide` evaluates it against the
-//! node. The CLI (validate-node), the OCI hook and the NRI plugin all go through these two;
-//! they differ only in what they put around them (reports, a disk cache, an in-memory cache
-//! with a deadline).
+//! The NRI plugin and the OCI hook ask a [`Checker`] (the plugin with answers in memory, the
+//! hook in files shared by its processes); `evaluate`, `validate-node` and `audit` build a
+//! [`Report`] from the same evaluation.
 
+pub mod answer;
 pub mod checker;
 pub mod identity;
+pub mod report;
+pub mod store;
 pub mod verdict;
 
 use crate::features::Features;
-use crate::registry::{
-    Client, ErrorKind, FetchedSpec, Platform, Reference, RegistryError, ResolvedImage,
-};
 use crate::rules::report::{reason, set_label};
+use crate::rules::Evaluation;
 use crate::spec;
-pub use checker::{CacheSettings, Candidates, Checker, Lookup, Source};
+pub use answer::{fetch, inspect, inspect_resolved, Answer, Inspection};
+pub use checker::{Candidates, Checker, ClientError, Lookup, NodeFeatures, Source};
 pub use identity::{image_of, ImageIdentity, NameResolver, ResolveError, Resolver};
-pub use verdict::{Outcome, Verdict};
+pub use report::{report, Origin, Report, ReportError};
+pub use store::{Entry, MemoryStore, Store, StoreError};
+pub use verdict::{Compat, Outcome, Verdict};
 
-/// An image's compatibility spec as found in its registry.
-#[derive(Debug, Clone)]
-pub struct Inspection {
-    pub resolved: ResolvedImage,
-    /// The winning artifact and its spec, or None when the image has none.
-    pub artifact: Option<Artifact>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Artifact {
-    pub fetched: FetchedSpec,
-    pub spec: spec::Loaded,
-}
-
-/// Resolves the image, finds its newest compatibility artifact and loads its spec.
-/// Errors are already classified as the verdict they lead to (registry error or invalid spec).
-pub async fn inspect(
-    client: &Client,
-    image: &Reference,
-    platform: &Platform,
-) -> Result<Inspection, Verdict> {
-    let resolved = client
-        .resolve(image, platform)
-        .await
-        .map_err(|e| Verdict::new(registry_outcome(&e, true)))?;
-    inspect_resolved(client, resolved).await
-}
-
-/// `inspect` for an image already resolved: the CLI resolves first so that a missing image is
-/// reported as such (for the plugin it is just an image without an artifact).
-pub async fn inspect_resolved(
-    client: &Client,
-    resolved: ResolvedImage,
-) -> Result<Inspection, Verdict> {
-    let digest = Some(resolved.target().digest.to_string());
-    let with_digest = |outcome| Verdict {
-        outcome,
-        digest: digest.clone(),
-        artifact: None,
-    };
-    let fetched = client
-        .fetch_spec_for(&resolved)
-        .await
-        .map_err(|e| with_digest(registry_outcome(&e, false)))?;
-    let Some(fetched) = fetched else {
-        return Ok(Inspection {
-            resolved,
-            artifact: None,
-        });
-    };
-    let origin = format!("artifact {}", fetched.artifact.digest);
-    let text = String::from_utf8_lossy(&fetched.bytes);
-    match spec::load(&text, &origin) {
-        Ok(spec) => Ok(Inspection {
-            resolved,
-            artifact: Some(Artifact { fetched, spec }),
-        }),
-        Err(e) => Err(Verdict {
-            outcome: Outcome::InvalidSpec {
-                error: one_line(&e, &origin),
-            },
-            digest,
-            artifact: Some(fetched.artifact.digest.to_string()),
-        }),
-    }
-}
-
-/// A spec error on one line: the located errors joined, without the multi-line form's
-/// "invalid compatibility spec:" heading, which `Verdict::reason` already says.
-fn one_line(e: &spec::SpecError, origin: &str) -> String {
-    match e {
-        spec::SpecError::Invalid { diagnostics, .. } => diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.display_in(origin))
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
-    }
-}
-
-/// Evaluates an inspected image on this node's features.
-pub fn decide(inspection: &Inspection, features: &Features, tags: &[String]) -> Verdict {
-    let digest = Some(inspection.resolved.target().digest.to_string());
-    let Some(artifact) = &inspection.artifact else {
-        return Verdict {
-            outcome: Outcome::NoArtifact,
-            digest,
-            artifact: None,
-        };
-    };
-    Verdict {
-        outcome: evaluate(&artifact.spec, features, tags),
-        digest,
-        artifact: Some(artifact.fetched.artifact.digest.to_string()),
-    }
-}
-
-/// The outcome of evaluating a loaded spec.
-pub fn evaluate(loaded: &spec::Loaded, features: &Features, tags: &[String]) -> Outcome {
-    let compiled = &loaded.spec;
-    match compiled.evaluate(features, tags) {
-        Err(e) => Outcome::InvalidSpec {
-            error: format!("evaluation failed: {e}"),
-        },
-        Ok(eval) if eval.sets.is_empty() => Outcome::NoSetSelected {
-            message: format!(
-                "the compatibility spec has no set tagged [{}]",
-                tags.join(", ")
-            ),
-        },
-        Ok(eval) => match eval.best {
-            Some(b) => {
-                let i = eval.sets[b].index;
-                Outcome::Compatible {
-                    best_set: set_label(i, &compiled.spec().compatibilities[i]),
-                }
-            }
-            None => Outcome::Incompatible {
-                reason: reason(compiled, &eval).unwrap_or_else(|| "no set matches".into()),
-            },
-        },
-    }
-}
-
-/// `inspect` then `decide`: the verdict for one image reference.
+/// The verdict for one image reference on these features: the registry asked now, no store
+/// (tools and tests; the edges go through a [`Checker`]).
 pub async fn check_image(
-    client: &Client,
-    image: &Reference,
-    platform: &Platform,
+    client: &crate::registry::Client,
+    image: &crate::registry::Reference,
+    platform: &crate::registry::Platform,
     features: &Features,
     tags: &[String],
 ) -> Verdict {
-    match inspect(client, image, platform).await {
-        Ok(inspection) => decide(&inspection, features, tags),
-        Err(verdict) => verdict,
+    Answer::of(inspect(client, image, platform).await).verdict(features, tags)
+}
+
+/// The outcome of evaluating a loaded spec on `features`, for the sets `tags` select.
+pub fn evaluate(loaded: &spec::Loaded, features: &Features, tags: &[String]) -> Outcome {
+    match loaded.spec.evaluate(features, tags) {
+        Err(e) => Outcome::InvalidSpec {
+            error: format!("evaluation failed: {e}"),
+        },
+        Ok(eval) => outcome(loaded, &eval, tags),
     }
 }
 
-/// A registry failure as an outcome: a malformed artifact is an invalid spec (the image's
-/// claim cannot be read); an image the registry does not have (`resolving`) cannot have an
-/// artifact there; anything else is a registry error.
-fn registry_outcome(e: &RegistryError, resolving: bool) -> Outcome {
-    match e.kind() {
-        ErrorKind::InvalidContent => Outcome::InvalidSpec {
-            error: format!("invalid compatibility artifact: {e}"),
-        },
-        ErrorKind::NotFound if resolving => Outcome::NoArtifact,
-        kind => Outcome::RegistryError {
-            error: e.to_string(),
-            kind: Some(kind),
+/// The outcome of an evaluation: the best matching set, the reason none matches, or no set
+/// selected by `tags`.
+pub fn outcome(loaded: &spec::Loaded, eval: &Evaluation, tags: &[String]) -> Outcome {
+    let compiled = &loaded.spec;
+    if eval.sets.is_empty() {
+        return Outcome::NoSetSelected {
+            message: no_set_selected(loaded, tags),
+        };
+    }
+    match eval.best {
+        Some(b) => {
+            let i = eval.sets[b].index;
+            Outcome::Compatible {
+                best_set: set_label(i, &compiled.spec().compatibilities[i]),
+            }
+        }
+        None => Outcome::Incompatible {
+            reason: reason(compiled, eval).unwrap_or_else(|| "no set matches".into()),
         },
     }
+}
+
+/// The message when `tags` select no set: the question has no answer.
+fn no_set_selected(loaded: &spec::Loaded, tags: &[String]) -> String {
+    let mut known: Vec<&str> = loaded
+        .spec
+        .spec()
+        .compatibilities
+        .iter()
+        .map(|c| c.tag.as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    known.dedup();
+    format!(
+        "no compatibility set has a tag in [{}] (tags in the spec: [{}])",
+        tags.join(", "),
+        known.join(", ")
+    )
 }

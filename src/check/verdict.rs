@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+use crate::registry::ErrorKind;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "case", rename_all = "kebab-case")]
 pub enum Outcome {
     /// A selected compatibility set matches; `best_set` names the best one.
     Compatible { best_set: String },
@@ -17,22 +19,91 @@ pub enum Outcome {
     NoSetSelected { message: String },
     /// The artifact or its spec is invalid, or NFD's evaluation fails on this node.
     InvalidSpec { error: String },
-    /// The registry could not give an answer; `kind` classifies it (for metrics).
+    /// The registry could not give an answer; `kind` classifies it (metrics, failure policy).
     RegistryError {
         error: String,
-        #[serde(skip)]
-        kind: Option<crate::registry::ErrorKind>,
+        #[serde(default)]
+        kind: Option<ErrorKind>,
     },
-    /// No answer within the decision deadline (the fetch goes on in the background).
+    /// No answer within the decision deadline (the plugin's fetch goes on in the background).
     DeadlineExceeded {
         #[serde(with = "humantime_serde")]
         waited: Duration,
     },
-    /// The image name could not be turned into a digest.
+    /// The image name could not be turned into something to look up.
     UnknownImage { error: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The answer to "can this node run the image": yes, no, or no answer (any other outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compat {
+    Compatible,
+    Incompatible,
+    Unknown,
+}
+
+impl Compat {
+    /// `compatible`, `incompatible` or `unknown`: the `verdict` of logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compat::Compatible => "compatible",
+            Compat::Incompatible => "incompatible",
+            Compat::Unknown => "unknown",
+        }
+    }
+}
+
+impl Outcome {
+    pub fn compat(&self) -> Compat {
+        match self {
+            Outcome::Compatible { .. } => Compat::Compatible,
+            Outcome::Incompatible { .. } => Compat::Incompatible,
+            _ => Compat::Unknown,
+        }
+    }
+
+    /// A short stable name of the case, for metrics and logs.
+    pub fn case(&self) -> &'static str {
+        match self {
+            Outcome::Compatible { .. } => "compatible",
+            Outcome::Incompatible { .. } => "incompatible",
+            Outcome::NoArtifact => "no-artifact",
+            Outcome::NoSetSelected { .. } => "no-set-selected",
+            Outcome::InvalidSpec { .. } => "invalid-spec",
+            Outcome::RegistryError { .. } => "registry-error",
+            Outcome::DeadlineExceeded { .. } => "deadline-exceeded",
+            Outcome::UnknownImage { .. } => "unknown-image",
+        }
+    }
+
+    /// Whether the outcome is a failure to get an answer that a later try may not have (a
+    /// registry failure, the deadline): kept for `cache.errorTtl`, never over a good answer.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Outcome::RegistryError { .. } | Outcome::DeadlineExceeded { .. }
+        )
+    }
+
+    /// One line a person reads in logs and annotations.
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::Compatible { best_set } => format!("compatible (best set {best_set})"),
+            Outcome::Incompatible { reason } => reason.clone(),
+            Outcome::NoArtifact => "the image has no compatibility artifact".into(),
+            Outcome::NoSetSelected { message } => message.clone(),
+            Outcome::InvalidSpec { error } => format!("invalid compatibility spec: {error}"),
+            Outcome::RegistryError { error, .. } => format!("registry error: {error}"),
+            Outcome::DeadlineExceeded { waited } => format!(
+                "no answer from the registry within {}",
+                humantime::format_duration(*waited)
+            ),
+            Outcome::UnknownImage { error } => format!("cannot identify the image: {error}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -51,53 +122,15 @@ impl Verdict {
         }
     }
 
-    /// `compatible`, `incompatible`, or `unknown` (no answer): the annotation value and the
-    /// verdict label of logs and metrics.
-    pub fn label(&self) -> &'static str {
-        match self.outcome {
-            Outcome::Compatible { .. } => "true",
-            Outcome::Incompatible { .. } => "false",
-            _ => "unknown",
-        }
+    pub fn compat(&self) -> Compat {
+        self.outcome.compat()
     }
 
-    /// `compatible`, `incompatible` or `unknown`, for logs and metrics.
-    pub fn word(&self) -> &'static str {
-        match self.outcome {
-            Outcome::Compatible { .. } => "compatible",
-            Outcome::Incompatible { .. } => "incompatible",
-            _ => "unknown",
-        }
-    }
-
-    /// A short stable name of the case, for metrics and logs.
     pub fn case(&self) -> &'static str {
-        match self.outcome {
-            Outcome::Compatible { .. } => "compatible",
-            Outcome::Incompatible { .. } => "incompatible",
-            Outcome::NoArtifact => "no-artifact",
-            Outcome::NoSetSelected { .. } => "no-set-selected",
-            Outcome::InvalidSpec { .. } => "invalid-spec",
-            Outcome::RegistryError { .. } => "registry-error",
-            Outcome::DeadlineExceeded { .. } => "deadline-exceeded",
-            Outcome::UnknownImage { .. } => "unknown-image",
-        }
+        self.outcome.case()
     }
 
-    /// One line a person reads in logs and annotations.
     pub fn reason(&self) -> String {
-        match &self.outcome {
-            Outcome::Compatible { best_set } => format!("compatible (best set {best_set})"),
-            Outcome::Incompatible { reason } => reason.clone(),
-            Outcome::NoArtifact => "the image has no compatibility artifact".into(),
-            Outcome::NoSetSelected { message } => message.clone(),
-            Outcome::InvalidSpec { error } => format!("invalid compatibility spec: {error}"),
-            Outcome::RegistryError { error, .. } => format!("registry error: {error}"),
-            Outcome::DeadlineExceeded { waited } => format!(
-                "no answer from the registry within {}",
-                humantime::format_duration(*waited)
-            ),
-            Outcome::UnknownImage { error } => format!("cannot identify the image: {error}"),
-        }
+        self.outcome.reason()
     }
 }

@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::Args;
 use image_compat::{features, spec};
 
-use super::report::{self, Origin};
+use image_compat::check::Origin;
+
+use super::report;
 use super::ReportFormat;
 
 #[derive(Args)]
@@ -38,6 +40,6 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
         &features,
         &a.tags,
         a.output,
-        &Origin::default(),
+        Origin::default(),
     )
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use image_compat::features::{discover, DiscoverOptions, Features, HostRoots, Source};
-use image_compat::spec::yaml::scalar;
+use image_compat::yaml::scalar;
 
 #[derive(Args)]
 pub struct FeaturesArgs {

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use image_compat::config::Config;
 use image_compat::hook::{self, input::MAX_STATE_BYTES};
-use image_compat::policy::Config;
 
 /// The config file read when `--config` is not given, if it exists.
 const DEFAULT_CONFIG: &str = "/etc/image-compat/config.yaml";
@@ -35,7 +35,8 @@ pub fn run(a: OciHookArgs) -> anyhow::Result<ExitCode> {
         .read_to_end(&mut state)
         .context("cannot read the container state from stdin")?;
     let report = hook::run(&config, &state)?;
-    match &report.decision.deny {
+    report.log_warnings();
+    match &report.decided.decision.deny {
         Some(message) => {
             // The runtime shows the hook's stderr in its error (runc); a log file keeps the
             // decision where stderr is dropped (crun).

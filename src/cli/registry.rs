@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use image_compat::policy::config::RegistrySettings;
+use image_compat::config::RegistrySettings;
 use image_compat::registry::{
     Client, Credentials, Discovery, ErrorKind, Platform, Reference, RegistryError, ResolvedImage,
     SubjectKind,

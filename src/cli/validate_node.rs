@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use image_compat::check;
+use image_compat::check::{self, Origin};
 use image_compat::features::{self, discover, DiscoverOptions, Features};
 
 use super::features::HostArgs;
 use super::registry::{block_on, describe, resolve, ImageArgs, RegistryArgs};
-use super::report::{self, Origin};
+use super::report;
 use super::ReportFormat;
 
 #[derive(Args)]
@@ -84,7 +84,7 @@ pub fn run(a: ValidateNodeArgs) -> anyhow::Result<ExitCode> {
         &features,
         &a.tags,
         format,
-        &Origin {
+        Origin {
             image: Some(reference.to_string()),
             digest: Some(inspection.resolved.target().digest.to_string()),
             artifact: Some(artifact_digest),

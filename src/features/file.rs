@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::Features;
-use crate::spec::yaml;
+use crate::yaml;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeaturesFileError {

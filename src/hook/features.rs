@@ -14,20 +14,22 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::config::FeatureSettings;
 use crate::features::{self, discover, DiscoverOptions, Features};
-use crate::policy::config::FeatureSettings;
 
 const FILE: &str = "v1/features.json";
+/// Largest saved discovery read back: a large server's features are a few hundred KiB.
+const MAX_SAVED_BYTES: u64 = 16 << 20;
 const LOCK: &str = "v1/features.lock";
 
-pub use crate::policy::config::FeaturesError as NodeFeaturesError;
+pub use crate::config::FeaturesError as NodeFeaturesError;
 
 /// Where the features of one hook run came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +78,18 @@ pub fn node_features(
     }
     // One rediscovery at a time: the others wait, then find the new file valid.
     let lock_path = dir.join(LOCK);
+    if let Some(parent) = lock_path.parent() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent);
+    }
     let lock = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path);
     let _guard = match lock {
         Ok(f) => match fs4::FileExt::lock(&f) {
@@ -118,11 +127,14 @@ fn now_ms() -> u64 {
 /// The saved features, if they are for this fingerprint and not older than `refresh` (0: no
 /// age limit).
 fn load(path: &Path, fingerprint: &str, refresh: Duration) -> std::io::Result<Option<Features>> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    // Inside the hook's private cache directory, but read as any file others could have
+    // placed: no symlink, a regular file, at most MAX_SAVED_BYTES.
+    let bytes =
+        match crate::untrusted::read_file(path, MAX_SAVED_BYTES, crate::untrusted::Links::Refuse) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
     let saved: Saved = serde_json::from_slice(&bytes)
         .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
     if saved.fingerprint != fingerprint {
@@ -146,13 +158,18 @@ fn save(path: &Path, fingerprint: &str, features: &Features) -> std::io::Result<
     };
     let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let tmp = dir.join(format!(".features.tmp.{}", std::process::id()));
     let written = (|| {
+        // A leftover of a killed writer with this pid is ours to replace; create_new never
+        // follows a link planted at the name.
+        let _ = fs::remove_file(&tmp);
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
         std::io::Write::write_all(&mut f, &bytes)?;

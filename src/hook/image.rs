@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::storage::{StorageError, Store};
-use crate::registry::{Digest, Reference};
+use crate::check::ImageIdentity;
+use crate::registry::Reference;
 
 pub const CRIO_IMAGE: &str = "io.kubernetes.cri-o.Image";
 pub const CRIO_IMAGE_NAME: &str = "io.kubernetes.cri-o.ImageName";
@@ -29,6 +30,10 @@ pub const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const CRI_SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
 pub const CONTAINER_MANAGER: &str = "io.container.manager";
+pub const POD_NAME: &str = "io.kubernetes.pod.name";
+pub const CRI_SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
+pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+pub const CRI_CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -41,98 +46,8 @@ pub enum ImageError {
         "containers/storage records container {id} with no image (made from a root file system?)"
     )]
     NoImage { id: String },
-    #[error("the image name {name:?} ({source_key}) is not a registry reference: {reason}")]
-    BadName {
-        name: String,
-        source_key: &'static str,
-        reason: String,
-    },
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-/// The image a container runs, as far as the runtime tells.
-///
-/// Kept as text: parsing a reference with the full distribution grammar compiles a large regex,
-/// tens to hundreds of milliseconds in a fresh process, more than a cached decision may take.
-/// So the cached path keys on the repository and digests split out here, and the grammar only
-/// runs when the registry is asked ([`ImageIdentity::lookup_reference`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageIdentity {
-    /// What the runtime calls the image: shown in messages, matched against `exemptImages`.
-    pub name: String,
-    /// The repository (`registry/path`, docker's defaults applied), the scope of cached
-    /// answers: artifacts belong to a repository, not to a digest alone.
-    pub repository: String,
-    /// Manifest or index digests the runtime already knows for it, the one it was pulled by
-    /// first. When there are any, the registry is asked about that digest, not the tag (which
-    /// may have moved since the pull), and the cache is keyed without asking the registry.
-    pub digests: Vec<Digest>,
-    /// Where the name came from (an annotation key, or containers-storage), for logs.
-    pub source: &'static str,
-}
-
-impl ImageIdentity {
-    fn new(name: &str, source: &'static str) -> Result<ImageIdentity, ImageError> {
-        let (repository, digest) = split_name(name).ok_or_else(|| ImageError::BadName {
-            name: name.to_string(),
-            source_key: source,
-            reason: "no repository".into(),
-        })?;
-        Ok(ImageIdentity {
-            name: name.to_string(),
-            repository,
-            digests: digest.into_iter().collect(),
-            source,
-        })
-    }
-
-    fn add_digest(&mut self, d: &Digest) {
-        if !self.digests.contains(d) {
-            self.digests.push(d.clone());
-        }
-    }
-
-    /// The reference the registry is asked about: the image's own digest when known, else
-    /// its name (tag). Fails when the name is not a registry reference.
-    pub fn lookup_reference(&self) -> Result<Reference, ImageError> {
-        let r = Reference::parse(&self.name).map_err(|e| ImageError::BadName {
-            name: self.name.clone(),
-            source_key: self.source,
-            reason: e.to_string(),
-        })?;
-        Ok(match self.digests.first() {
-            Some(d) => r.at_digest(d.clone()),
-            None => r,
-        })
-    }
-}
-
-/// Splits `[registry/]path[:tag][@digest]` into the repository, normalised as docker does
-/// (`busybox` -> `docker.io/library/busybox`), and the digest. No validation: a name that is
-/// not a reference fails later, in [`ImageIdentity::lookup_reference`].
-pub fn split_name(name: &str) -> Option<(String, Option<Digest>)> {
-    let name = name.trim();
-    let (rest, digest) = match name.split_once('@') {
-        Some((rest, d)) => (rest, Digest::parse(d).ok()),
-        None => (name, None),
-    };
-    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-    let repo = match rest[last_slash..].rfind(':') {
-        Some(i) => &rest[..last_slash + i],
-        None => rest,
-    };
-    if repo.is_empty() {
-        return None;
-    }
-    // docker's rule: the first component is a registry if it has a dot or a port, or is
-    // localhost.
-    let normalised = match repo.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => repo.to_string(),
-        Some(_) => format!("docker.io/{repo}"),
-        None => format!("docker.io/library/{repo}"),
-    };
-    Some((normalised, digest))
 }
 
 /// Whether the container is a pod sandbox (the pause/infra container): it runs the sandbox
@@ -152,6 +67,23 @@ pub fn namespace(annotations: &HashMap<String, String>) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
+/// The pod's name, when a Kubernetes runtime created the container.
+pub fn pod_name(annotations: &HashMap<String, String>) -> Option<&str> {
+    first_of(annotations, &[POD_NAME, CRI_SANDBOX_NAME])
+}
+
+/// The container's name in its pod, when a Kubernetes runtime created it.
+pub fn container_name(annotations: &HashMap<String, String>) -> Option<&str> {
+    first_of(annotations, &[CONTAINER_NAME, CRI_CONTAINER_NAME])
+}
+
+fn first_of<'a>(annotations: &'a HashMap<String, String>, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| annotations.get(*k))
+        .map(String::as_str)
+        .filter(|n| !n.is_empty())
+}
+
 /// Finds the image of container `id` from its annotations, else from containers/storage.
 pub fn identify(
     id: &str,
@@ -166,7 +98,7 @@ pub fn identify(
             .filter(|v| !v.is_empty())
     };
     if let Some(name) = get(CRI_IMAGE_NAME) {
-        return ImageIdentity::new(name, CRI_IMAGE_NAME);
+        return Ok(ImageIdentity::new(name, CRI_IMAGE_NAME));
     }
     // CRI-O: what the pod asked for, unless it is a bare image ID; else some name of the image.
     let crio = get(CRIO_IMAGE)
@@ -174,14 +106,17 @@ pub fn identify(
         .map(|n| (n, CRIO_IMAGE))
         .or_else(|| get(CRIO_IMAGE_NAME).map(|n| (n, CRIO_IMAGE_NAME)));
     if let Some((name, key)) = crio {
-        let mut identity = ImageIdentity::new(name, key)?;
-        for entry in get(CRIO_IMAGE_REPO_DIGESTS)
-            .unwrap_or("")
-            .split([',', ' ', '\n'])
-        {
-            if let Some((repo, Some(d))) = split_name(entry) {
-                if repo == identity.repository {
-                    identity.add_digest(&d);
+        let mut identity = ImageIdentity::new(name, key);
+        // The repository's own digests only: artifacts belong to a repository.
+        if let Ok(repo) = identity.reference().map(|r| r.name()) {
+            for entry in get(CRIO_IMAGE_REPO_DIGESTS)
+                .unwrap_or("")
+                .split([',', ' ', '\n'])
+            {
+                if let Ok(r) = Reference::parse(entry) {
+                    if let (true, Some(d)) = (r.name() == repo, r.digest()) {
+                        identity.add_digest(d.clone());
+                    }
                 }
             }
         }
@@ -191,7 +126,10 @@ pub fn identify(
         {
             if is_image_id(image_id) {
                 match store.image(image_id) {
-                    Ok(Some(img)) => img.digests.iter().for_each(|d| identity.add_digest(d)),
+                    Ok(Some(img)) => img
+                        .digests
+                        .iter()
+                        .for_each(|d| identity.add_digest(d.clone())),
                     Ok(None) => {}
                     Err(e) => {
                         tracing::debug!(error = %e, "CRI-O image ID not resolved in containers/storage")
@@ -216,9 +154,9 @@ pub fn identify(
         .image_name
         .or_else(|| image.as_ref().and_then(|i| i.names.first().cloned()))
         .ok_or_else(|| ImageError::NotFound { id: id.to_string() })?;
-    let mut identity = ImageIdentity::new(&name, "containers-storage")?;
+    let mut identity = ImageIdentity::new(name, "containers-storage");
     for d in image.iter().flat_map(|i| i.digests.iter()) {
-        identity.add_digest(d);
+        identity.add_digest(d.clone());
     }
     Ok(identity)
 }
@@ -232,6 +170,11 @@ fn is_image_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::NameResolver;
+
+    fn lookup(i: &ImageIdentity) -> String {
+        NameResolver::resolve(i).unwrap().0[0].to_string()
+    }
 
     fn ann(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -254,12 +197,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(i.name, "registry.example/app:1");
-        assert_eq!(i.repository, "registry.example/app");
         assert!(i.digests.is_empty());
-        assert_eq!(
-            i.lookup_reference().unwrap().to_string(),
-            "registry.example/app:1"
-        );
+        assert_eq!(lookup(&i), "registry.example/app:1");
         assert_eq!(i.source, CRI_IMAGE_NAME);
     }
 
@@ -274,10 +213,7 @@ mod tests {
         let i = identify("c", t.path(), None, &a).unwrap();
         assert_eq!(i.source, CRIO_IMAGE);
         assert_eq!(i.digests.len(), 1);
-        assert_eq!(
-            i.lookup_reference().unwrap().to_string(),
-            format!("quay.io/org/app@{D}")
-        );
+        assert_eq!(lookup(&i), format!("quay.io/org/app@{D}"));
         // An image ID in io.kubernetes.cri-o.Image (the pod named the image by ID) is no
         // registry reference: ImageName is used, and ImageRepoDigests gives its digest.
         let a = ann(&[
@@ -292,10 +228,7 @@ mod tests {
         let i = identify("c", t.path(), None, &a).unwrap();
         assert_eq!(i.source, CRIO_IMAGE_NAME);
         assert_eq!(i.name, "quay.io/org/app:1");
-        assert_eq!(
-            i.lookup_reference().unwrap().to_string(),
-            format!("quay.io/org/app@{D}")
-        );
+        assert_eq!(lookup(&i), format!("quay.io/org/app@{D}"));
     }
 
     #[test]
@@ -307,34 +240,8 @@ mod tests {
         assert!(e.contains("no image annotation") && e.contains("c1"), "{e}");
         // A name that is no reference fails when the registry would be asked.
         let i = identify("c1", t.path(), None, &ann(&[(CRI_IMAGE_NAME, "Not A Ref")])).unwrap();
-        let e = i.lookup_reference().unwrap_err().to_string();
-        assert!(e.contains("not a registry reference"), "{e}");
-    }
-
-    #[test]
-    fn split_name_agrees_with_the_reference_grammar() {
-        for name in [
-            "busybox",
-            "busybox:1.36",
-            "library/busybox:latest",
-            "org/app",
-            "docker.io/org/app:1",
-            "ghcr.io/org/team/app:v2",
-            "localhost/app:1",
-            "localhost:5000/app",
-            "127.0.0.1:5000/hook/bad:1",
-            "registry.example:443/a/b/c:tag",
-        ] {
-            let r = Reference::parse(name).unwrap();
-            let (repo, digest) = split_name(name).unwrap();
-            assert_eq!(repo, r.name(), "{name}");
-            assert_eq!(digest, None);
-        }
-        let with_digest = format!("quay.io/org/app:1@{D}");
-        let (repo, digest) = split_name(&with_digest).unwrap();
-        assert_eq!(repo, "quay.io/org/app");
-        assert_eq!(digest.map(|d| d.to_string()).as_deref(), Some(D));
-        assert_eq!(split_name(""), None);
+        let e = NameResolver::resolve(&i).unwrap_err().to_string();
+        assert!(e.contains("invalid image reference"), "{e}");
     }
 
     #[test]
@@ -348,5 +255,11 @@ mod tests {
             Some("kube-system")
         );
         assert_eq!(namespace(&ann(&[])), None);
+        let a = ann(&[(POD_NAME, "web-1"), (CONTAINER_NAME, "app")]);
+        assert_eq!(
+            (pod_name(&a), container_name(&a)),
+            (Some("web-1"), Some("app"))
+        );
+        assert_eq!(container_name(&ann(&[(CONTAINER_NAME, "")])), None);
     }
 }

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Spec, State};
 use serde::Deserialize;
 
+use super::image;
+use crate::check::ImageIdentity;
+use crate::untrusted::{read_bounded, Links};
+
 /// Largest state document read from stdin: a state is a few KiB; anything bigger is not one.
 pub const MAX_STATE_BYTES: usize = 1 << 20;
 /// Largest config.json read: podman's are ~10 KiB, CRI-O's with many mounts and annotations
@@ -40,6 +44,61 @@ pub struct HookState {
     /// The status the runtime reports (`creating` at createRuntime and prestart).
     pub status: String,
     pub annotations: HashMap<String, String>,
+}
+
+/// The container being created, as far as its state and bundle tell.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// The container ID from the state (empty when the state was unreadable).
+    pub id: String,
+    /// config.json's annotations, with the state's filling gaps (runc and crun repeat
+    /// config.json's there).
+    pub annotations: HashMap<String, String>,
+    /// Why the container is not a workload to check (a pod sandbox), if it is not.
+    pub sandbox: Option<String>,
+    /// The image, or why it cannot be told (bad state, no bundle, nothing names it).
+    pub image: Result<ImageIdentity, String>,
+}
+
+impl Container {
+    /// Reads the state on stdin, the bundle's config.json, and finds the image.
+    pub fn read(state: &[u8]) -> Container {
+        let mut c = Container {
+            id: String::new(),
+            annotations: HashMap::new(),
+            sandbox: None,
+            image: Err(String::new()),
+        };
+        let state = match parse_state(state) {
+            Ok(s) => s,
+            Err(e) => {
+                c.image = Err(e.to_string());
+                return c;
+            }
+        };
+        c.id = state.id.clone();
+        let bundle = match read_bundle_config(&state.bundle) {
+            Ok(b) => b,
+            Err(e) => {
+                c.annotations = state.annotations;
+                c.image = Err(e.to_string());
+                return c;
+            }
+        };
+        c.annotations = state.annotations;
+        c.annotations.extend(bundle.annotations);
+        if image::is_sandbox(&c.annotations) {
+            c.sandbox = Some("pod sandbox (infra) container".into());
+        }
+        c.image = image::identify(
+            &state.id,
+            &state.bundle,
+            bundle.root.as_deref(),
+            &c.annotations,
+        )
+        .map_err(|e| e.to_string());
+        c
+    }
 }
 
 /// Parses the state a runtime writes on a hook's stdin (OCI runtime spec, "State").
@@ -84,12 +143,16 @@ pub fn read_bundle_config(bundle: &Path) -> Result<BundleConfig, InputError> {
         path: shown.clone(),
         source,
     };
-    let file = std::fs::File::open(&path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if len > MAX_CONFIG_BYTES {
-        return Err(InputError::ConfigTooLarge { path: shown });
-    }
-    let bytes = std::fs::read(&path).map_err(io)?;
+    // A runtime's bundle may link config.json; a device or FIFO there is refused (its size
+    // says nothing of what a read returns), and the read stops at the bound.
+    let file = crate::untrusted::open_regular(&path, Links::Follow).map_err(io)?;
+    let bytes = match read_bounded(file, MAX_CONFIG_BYTES) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            return Err(InputError::ConfigTooLarge { path: shown })
+        }
+        Err(e) => return Err(io(e)),
+    };
     // serde reads a struct from a JSON array too (`[]` would be an empty spec): refuse what is
     // not an object before either parser sees it.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {

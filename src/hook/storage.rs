@@ -162,11 +162,17 @@ fn read_records<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, Sto
         path: shown(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_STORE_FILE_BYTES {
-        return Err(StorageError::TooLarge { path: shown() });
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = match crate::untrusted::read_file(
+        path,
+        MAX_STORE_FILE_BYTES,
+        crate::untrusted::Links::Follow,
+    ) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            return Err(StorageError::TooLarge { path: shown() })
+        }
+        Err(e) => return Err(io(e)),
+    };
     serde_json::from_slice(&bytes).map_err(|source| StorageError::Syntax {
         path: shown(),
         source,

@@ -1,8 +1,9 @@
 //! Prometheus metrics of the plugin (decisions, latencies, cache, registry, NRI, discovery) and the /metrics + /healthz endpoint.
 //!
 //! The plugin records events on a [`Metrics`] (a cheap clone over one shared registry) and runs
-//! [`serve`] when `metrics.listen` is set. Label values come from closed enums, never from
-//! image names or error texts, so the number of series stays fixed whatever the cluster runs.
+//! [`serve`] when `metrics.listen` is set. Label values are fixed names (the verdict, case and
+//! action of the decision log line), never image names or error texts, so the number of series
+//! stays fixed whatever the cluster runs.
 
 mod server;
 
@@ -19,8 +20,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::check::{Outcome, Verdict};
-use crate::policy::{Decision, Mode};
+use crate::check::{Outcome, Source, Verdict};
+use crate::config::Mode;
+use crate::policy::{Decided, Decision};
 use crate::registry::ErrorKind;
 
 pub use server::{
@@ -52,38 +54,6 @@ const FETCH_BUCKETS: [f64; 13] = [
     0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
 ];
 
-/// The verdict label: what the check concluded, independently of what was done about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VerdictLabel {
-    Compatible,
-    Incompatible,
-    /// No answer: no artifact, registry error, deadline, invalid spec, unknown image, exempt.
-    Unknown,
-}
-
-/// What happened to the container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    Allow,
-    Deny,
-    /// Not checked: its namespace or image is exempt.
-    Exempt,
-}
-
-/// Why the decision went the way it did; one value per [`Outcome`], plus exemption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Case {
-    Compatible,
-    Incompatible,
-    NoArtifact,
-    NoSetSelected,
-    InvalidSpec,
-    RegistryError,
-    DeadlineExceeded,
-    UnknownImage,
-    Exempt,
-}
-
 /// How an artifact fetch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FetchResult {
@@ -94,73 +64,6 @@ pub enum FetchResult {
     Error,
 }
 
-impl VerdictLabel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerdictLabel::Compatible => "compatible",
-            VerdictLabel::Incompatible => "incompatible",
-            VerdictLabel::Unknown => "unknown",
-        }
-    }
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-            Action::Exempt => "exempt",
-        }
-    }
-
-    /// The action a policy decision takes.
-    pub fn of(decision: &Decision) -> Action {
-        if decision.deny.is_some() {
-            Action::Deny
-        } else {
-            Action::Allow
-        }
-    }
-}
-
-impl Case {
-    /// The same names as `Verdict::case`, so logs and metrics can be joined on them.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Case::Compatible => "compatible",
-            Case::Incompatible => "incompatible",
-            Case::NoArtifact => "no-artifact",
-            Case::NoSetSelected => "no-set-selected",
-            Case::InvalidSpec => "invalid-spec",
-            Case::RegistryError => "registry-error",
-            Case::DeadlineExceeded => "deadline-exceeded",
-            Case::UnknownImage => "unknown-image",
-            Case::Exempt => "exempt",
-        }
-    }
-
-    pub fn of(outcome: &Outcome) -> Case {
-        match outcome {
-            Outcome::Compatible { .. } => Case::Compatible,
-            Outcome::Incompatible { .. } => Case::Incompatible,
-            Outcome::NoArtifact => Case::NoArtifact,
-            Outcome::NoSetSelected { .. } => Case::NoSetSelected,
-            Outcome::InvalidSpec { .. } => Case::InvalidSpec,
-            Outcome::RegistryError { .. } => Case::RegistryError,
-            Outcome::DeadlineExceeded { .. } => Case::DeadlineExceeded,
-            Outcome::UnknownImage { .. } => Case::UnknownImage,
-        }
-    }
-
-    pub fn verdict(self) -> VerdictLabel {
-        match self {
-            Case::Compatible => VerdictLabel::Compatible,
-            Case::Incompatible => VerdictLabel::Incompatible,
-            _ => VerdictLabel::Unknown,
-        }
-    }
-}
-
 impl FetchResult {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -168,19 +71,6 @@ impl FetchResult {
             FetchResult::None => "none",
             FetchResult::Error => "error",
         }
-    }
-}
-
-fn error_kind_label(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::NotFound => "not-found",
-        ErrorKind::Auth => "auth",
-        ErrorKind::Transport => "transport",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::Server => "server",
-        ErrorKind::InvalidContent => "invalid-content",
-        ErrorKind::Unsupported => "unsupported",
-        ErrorKind::Config => "config",
     }
 }
 
@@ -368,20 +258,21 @@ impl Metrics {
         }
     }
 
-    /// One container decision: counted by its labels, its latency observed.
+    /// One container decision: counted by its labels (the verdict, the action, the case; the
+    /// same names as the decision log line's), its latency observed.
     pub fn record_decision(
         &self,
-        verdict: VerdictLabel,
-        action: Action,
-        case: Case,
+        verdict: &'static str,
+        action: &'static str,
+        case: &'static str,
         latency: Duration,
     ) {
         self.inner
             .decisions
             .get_or_create(&DecisionLabels {
-                verdict: Label(verdict.as_str()),
-                action: Label(action.as_str()),
-                case: Label(case.as_str()),
+                verdict: Label(verdict),
+                action: Label(action),
+                case: Label(case),
             })
             .inc();
         self.inner.decision_seconds.observe(latency.as_secs_f64());
@@ -389,13 +280,17 @@ impl Metrics {
 
     /// A checked container: the verdict and what the policy did with it.
     pub fn record_checked(&self, verdict: &Verdict, decision: &Decision, latency: Duration) {
-        let case = Case::of(&verdict.outcome);
-        self.record_decision(case.verdict(), Action::of(decision), case, latency);
+        let action = if decision.deny.is_some() {
+            "deny"
+        } else {
+            "allow"
+        };
+        self.record_decision(verdict.compat().as_str(), action, verdict.case(), latency);
     }
 
     /// A container that was not checked because its namespace or image is exempt.
     pub fn record_exempt(&self, latency: Duration) {
-        self.record_decision(VerdictLabel::Unknown, Action::Exempt, Case::Exempt, latency);
+        self.record_decision("unknown", "exempt", "exempt", latency);
     }
 
     /// A verdict cache lookup by digest.
@@ -424,7 +319,7 @@ impl Metrics {
         self.inner
             .registry_errors
             .get_or_create(&KindLabel {
-                kind: Label(error_kind_label(kind)),
+                kind: Label(kind.as_str()),
             })
             .inc();
     }
@@ -500,24 +395,17 @@ mod tests;
 
 /// The plugin reports each decision here: counts, latency, cache use, fetches, registry errors.
 impl crate::nri::Observer for Metrics {
-    fn decided(&self, d: &crate::nri::Decided, lookup: Option<&crate::check::Lookup>) {
-        use crate::check::Source;
+    fn decided(&self, d: &Decided) {
         let Some(verdict) = &d.verdict else {
             self.record_exempt(d.latency);
             return;
         };
-        let case = Case::of(&verdict.outcome);
-        let action = if d.action == "deny" {
-            Action::Deny
-        } else {
-            Action::Allow
-        };
-        self.record_decision(case.verdict(), action, case, d.latency);
-        let Some(lookup) = lookup else {
+        self.record_checked(verdict, &d.decision, d.latency);
+        let Some(lookup) = &d.lookup else {
             return;
         };
         self.record_cache(matches!(lookup.source, Source::Cached | Source::Stale));
-        // A fetch is counted once, by the call that waited for it; cached failures are not
+        // A fetch is counted once, by the call that waited for it; stored failures are not
         // counted again as registry errors.
         if let Some(took) = lookup.fetch_time {
             let result = match &verdict.outcome {

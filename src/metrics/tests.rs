@@ -480,37 +480,3 @@ fn health_of_the_plugin() {
     ));
     assert_eq!(Health::of_plugin(&status, true), Health::Ready);
 }
-
-#[test]
-fn every_outcome_has_the_case_name_of_the_verdict() {
-    let outcomes = [
-        Outcome::Compatible {
-            best_set: "a".into(),
-        },
-        Outcome::Incompatible { reason: "r".into() },
-        Outcome::NoArtifact,
-        Outcome::NoSetSelected {
-            message: "m".into(),
-        },
-        Outcome::InvalidSpec { error: "e".into() },
-        Outcome::RegistryError {
-            error: "e".into(),
-            kind: None,
-        },
-        Outcome::DeadlineExceeded {
-            waited: Duration::from_secs(1),
-        },
-        Outcome::UnknownImage { error: "e".into() },
-    ];
-    for outcome in outcomes {
-        let v = Verdict::new(outcome);
-        let case = Case::of(&v.outcome);
-        assert_eq!(case.as_str(), v.case());
-        let expected = match v.label() {
-            "true" => VerdictLabel::Compatible,
-            "false" => VerdictLabel::Incompatible,
-            _ => VerdictLabel::Unknown,
-        };
-        assert_eq!(case.verdict(), expected, "{}", v.case());
-    }
-}

@@ -9,27 +9,47 @@ use super::types::{Adjustment, ConfigureInfo, Container, Event, EventSet, PodSan
 #[error("{message}")]
 pub struct Rejection {
     pub message: String,
+    /// The decision's case (`incompatible`, `invalid-spec`, ...), for logs and tests.
+    pub case: &'static str,
 }
 
 impl Rejection {
     pub fn new(message: impl Into<String>) -> Rejection {
         Rejection {
             message: message.into(),
+            case: "",
         }
+    }
+
+    pub fn with_case(mut self, case: &'static str) -> Rejection {
+        self.case = case;
+        self
     }
 }
 
 /// A failure of the handler's Configure; the runtime then drops the connection.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct HandlerError {
     pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl HandlerError {
     pub fn new(message: impl Into<String>) -> HandlerError {
         HandlerError {
             message: message.into(),
+            source: None,
+        }
+    }
+}
+
+impl From<Box<dyn std::error::Error + Send + Sync>> for HandlerError {
+    fn from(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        HandlerError {
+            message: e.to_string(),
+            source: Some(e),
         }
     }
 }

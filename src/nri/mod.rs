@@ -21,7 +21,7 @@ mod service;
 mod status;
 mod types;
 
-pub use guard::{Decided, Guard, Observer, Overrides, Stage};
+pub use guard::{Configurator, Guard, Observer, Stage};
 pub use handler::{Handler, HandlerError, Rejection};
 pub use plugin::{
     run, Plugin, PluginOptions, Transport, DEFAULT_SOCKET_PATH, ENV_PLUGIN_IDX, ENV_PLUGIN_NAME,

@@ -1,11 +1,13 @@
-//! Policy: the configuration, exemptions, and the verdict -> action mapping.
+//! Policy: exemptions, the verdict -> action mapping, and the decision for one container
+//! ([`Gate`]) that every edge makes the same way.
 
-pub mod config;
+mod gate;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::check::{Outcome, Verdict};
-pub use config::{Config, ConfigError, FailAction, Mode};
+use crate::check::{Compat, Outcome, Verdict};
+use crate::config::{Config, FailAction, Mode};
+pub use gate::{Decided, Gate, Subject};
 
 /// Annotation keys added to containers that were checked and allowed.
 pub const ANNOTATION_COMPATIBLE: &str = "image-compat.io/compatible";
@@ -13,7 +15,7 @@ pub const ANNOTATION_REASON: &str = "image-compat.io/reason";
 pub const ANNOTATION_ARTIFACT: &str = "image-compat.io/artifact";
 
 /// What to do with one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
     /// None: let it be created. Some(message): refuse it with this message.
     pub deny: Option<String>,
@@ -57,6 +59,7 @@ impl Exemptions {
 
 /// Maps a verdict to an action under the config's mode and failure policies.
 pub fn decide(config: &Config, node: &str, image: &str, verdict: &Verdict) -> Decision {
+    let image = if image.is_empty() { "?" } else { image };
     let shown = match &verdict.digest {
         Some(d) => format!("{image} ({d})"),
         None => image.to_string(),
@@ -87,10 +90,12 @@ pub fn decide(config: &Config, node: &str, image: &str, verdict: &Verdict) -> De
     });
     let mut annotations = Vec::new();
     if deny.is_none() {
-        annotations.push((
-            ANNOTATION_COMPATIBLE.to_string(),
-            verdict.label().to_string(),
-        ));
+        let value = match verdict.compat() {
+            Compat::Compatible => "true",
+            Compat::Incompatible => "false",
+            Compat::Unknown => "unknown",
+        };
+        annotations.push((ANNOTATION_COMPATIBLE.to_string(), value.to_string()));
         annotations.push((ANNOTATION_REASON.to_string(), verdict.reason()));
         if let Some(a) = &verdict.artifact {
             annotations.push((ANNOTATION_ARTIFACT.to_string(), a.clone()));

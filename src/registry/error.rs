@@ -9,7 +9,8 @@ use super::reference::ReferenceError;
 
 /// The class of a failure, for a caller's failure policy (e.g. "registry down: allow + warn",
 /// "invalid content: deny").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ErrorKind {
     /// The image, tag, repository or a referenced manifest/blob does not exist.
     NotFound,
@@ -27,6 +28,22 @@ pub enum ErrorKind {
     Unsupported,
     /// Bad input or local configuration: reference, platform, hosts.toml, CA files.
     Config,
+}
+
+impl ErrorKind {
+    /// The kind's name in logs, metrics labels and cached answers (`not-found`, `auth`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Transport => "transport",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Server => "server",
+            ErrorKind::InvalidContent => "invalid-content",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Config => "config",
+        }
+    }
 }
 
 /// One entry of an OCI error body (`{"errors":[{"code":..,"message":..}]}`).

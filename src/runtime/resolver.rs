@@ -6,7 +6,7 @@ use tracing::debug;
 
 use super::Runtime;
 use crate::check::{Candidates, ImageIdentity, NameResolver, ResolveError, Resolver};
-use crate::registry::{Digest, Reference};
+use crate::registry::Reference;
 
 /// Resolves through containerd's image index; falls back to the name (resolved in the
 /// registry) when containerd does not know the image, is unreachable, or cannot read its
@@ -32,7 +32,7 @@ impl Resolver for ContainerdResolver {
                     .map(|c| c.reference)
                     .collect();
                 // The runtime's own digest (NRI >= 0.12) is authoritative: look there first.
-                if let Some(d) = image.digest.as_deref().and_then(|d| Digest::parse(d).ok()) {
+                if let Some(d) = image.digests.first().cloned() {
                     if let Some(first) = refs.first().cloned() {
                         let exact = first.at_digest(d);
                         refs.retain(|r| *r != exact);

@@ -3,7 +3,7 @@
 
 use super::diag::{Diagnostic, Severity};
 use super::types::*;
-use super::yaml::{Node, NodeKind, Scalar, Value11};
+use crate::yaml::{Node, NodeKind, Scalar, Value11};
 
 pub(crate) struct Decoder {
     pub diags: Vec<Diagnostic>,

@@ -4,7 +4,6 @@ mod decode;
 pub mod diag;
 pub mod types;
 pub mod validate;
-pub mod yaml;
 
 pub use diag::{Diagnostic, Severity};
 pub use types::*;
@@ -17,7 +16,7 @@ pub enum SpecError {
     Syntax {
         origin: String,
         #[source]
-        source: yaml::YamlError,
+        source: crate::yaml::YamlError,
     },
     #[error(
         "{origin}: invalid compatibility spec:\n{}",
@@ -27,6 +26,22 @@ pub enum SpecError {
         origin: String,
         diagnostics: Vec<Diagnostic>,
     },
+}
+
+impl SpecError {
+    /// The error on one line: the located errors joined, without the multi-line form's
+    /// "invalid compatibility spec:" heading (verdict reasons say it already).
+    pub fn one_line(&self, origin: &str) -> String {
+        match self {
+            SpecError::Invalid { diagnostics, .. } => diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.display_in(origin))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        }
+    }
 }
 
 fn render(origin: &str, diags: &[Diagnostic]) -> String {
@@ -63,7 +78,7 @@ impl Checked {
 /// Parses and validates a spec, collecting every problem. Only a YAML syntax error stops
 /// early (nothing after it can be read reliably).
 pub fn check(text: &str, origin: &str) -> Result<Checked, SpecError> {
-    let root = yaml::load(text).map_err(|source| SpecError::Syntax {
+    let root = crate::yaml::load(text).map_err(|source| SpecError::Syntax {
         origin: origin.to_string(),
         source,
     })?;

@@ -5,12 +5,7 @@ use serde::Serialize;
 /// The only spec version this tool understands (NFD's `image-compatibility/v1alpha1`).
 pub const SPEC_VERSION: &str = "v1alpha1";
 
-/// Where a node came from in the source document (1-based); zero when built in code.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Pos {
-    pub line: usize,
-    pub col: usize,
-}
+pub use crate::yaml::Pos;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Spec {

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use image_compat::check::{check_image, CacheSettings, Candidates, Checker, Outcome, Source};
+use image_compat::check::{
+    check_image, Candidates, Checker, MemoryStore, NodeFeatures, Outcome, Source,
+};
+use image_compat::config::CacheSettings;
 use image_compat::features::Features;
 use image_compat::registry::{Client, Platform, Reference, RegistryConfig};
 use support::oci_server::TestRegistry;
@@ -51,7 +54,23 @@ fn settings() -> CacheSettings {
         max_entries: 100,
         ttl: Duration::from_secs(3600),
         error_ttl: Duration::from_secs(30),
+        ..CacheSettings::default()
     }
+}
+
+/// The plugin's checker: answers in memory.
+fn checker(reg: &TestRegistry, features: Features, settings: CacheSettings) -> Arc<Checker> {
+    Arc::new(Checker::new(
+        RegistryConfig {
+            request_timeout: Duration::from_secs(5),
+            ..reg.client_config()
+        },
+        linux_amd64(),
+        vec![],
+        settings.clone(),
+        NodeFeatures::new(features),
+        Arc::new(MemoryStore::new(settings.max_entries)),
+    ))
 }
 
 fn linux_amd64() -> Platform {
@@ -133,13 +152,7 @@ async fn a_burst_of_30_shares_one_fetch() {
     let r = image(&reg, "burst", Some(NEEDS_X1)).await;
     reg.behave(|b| b.delay = Some(("/manifests/".into(), Duration::from_millis(150))));
     reg.clear_log();
-    let checker = Checker::new(
-        client(&reg),
-        linux_amd64(),
-        vec![],
-        features("1"),
-        settings(),
-    );
+    let checker = checker(&reg, features("1"), settings());
     let image = Candidates::one(r);
     let calls = (0..30).map(|_| {
         let (checker, image) = (checker.clone(), image.clone());
@@ -164,13 +177,7 @@ async fn a_burst_of_30_shares_one_fetch() {
     // One fetch: a single resolve and artifact read, whatever the number of callers.
     let single = {
         reg.clear_log();
-        let fresh = Checker::new(
-            client(&reg),
-            linux_amd64(),
-            vec![],
-            features("1"),
-            settings(),
-        );
+        let fresh = self::checker(&reg, features("1"), settings());
         fresh.verdict(&image, Duration::from_secs(5)).await;
         manifest_gets(&reg)
     };
@@ -190,13 +197,7 @@ async fn the_deadline_answers_and_the_fetch_goes_on() {
     let reg = TestRegistry::start().await;
     let r = image(&reg, "slow", Some(NEEDS_X1)).await;
     reg.behave(|b| b.delay = Some(("/manifests/".into(), Duration::from_millis(400))));
-    let checker = Checker::new(
-        client(&reg),
-        linux_amd64(),
-        vec![],
-        features("1"),
-        settings(),
-    );
+    let checker = checker(&reg, features("1"), settings());
     let image = Candidates::one(r);
     let started = Instant::now();
     let l = checker.verdict(&image, Duration::from_millis(100)).await;
@@ -223,18 +224,12 @@ async fn the_deadline_answers_and_the_fetch_goes_on() {
 async fn feature_changes_reevaluate_without_the_registry() {
     let reg = TestRegistry::start().await;
     let r = image(&reg, "feat", Some(NEEDS_X1)).await;
-    let checker = Checker::new(
-        client(&reg),
-        linux_amd64(),
-        vec![],
-        features("1"),
-        settings(),
-    );
+    let checker = checker(&reg, features("1"), settings());
     let image = Candidates::one(r);
     let l = checker.verdict(&image, Duration::from_secs(5)).await;
     assert!(matches!(l.verdict.outcome, Outcome::Compatible { .. }));
     reg.clear_log();
-    checker.set_features(features("2"));
+    checker.features().set(features("2"));
     let l = checker.verdict(&image, Duration::from_secs(5)).await;
     assert!(
         matches!(l.verdict.outcome, Outcome::Incompatible { .. }),
@@ -252,8 +247,9 @@ async fn expired_answers_are_served_while_refreshing_and_failures_expire() {
         max_entries: 100,
         ttl: Duration::from_millis(50),
         error_ttl: Duration::from_millis(200),
+        ..CacheSettings::default()
     };
-    let checker = Checker::new(client(&reg), linux_amd64(), vec![], features("1"), short);
+    let checker = checker(&reg, features("1"), short);
     let image = Candidates::one(r);
     assert!(matches!(
         checker
@@ -301,10 +297,8 @@ async fn alternates_are_tried_and_the_cache_is_bounded() {
     let reg = TestRegistry::start().await;
     let without = image(&reg, "name-a", None).await;
     let with = image(&reg, "name-b", Some(NEEDS_X1)).await;
-    let checker = Checker::new(
-        client(&reg),
-        linux_amd64(),
-        vec![],
+    let checker = checker(
+        &reg,
         features("1"),
         CacheSettings {
             max_entries: 2,

@@ -113,8 +113,8 @@ fn spec_dirs() -> Vec<PathBuf> {
 /// The features file of a spec vector in NFD's shape, written for the CLI.
 fn features_file(dir: &Path, tmp: &Path) -> (Features, PathBuf) {
     let neutral_yaml = std::fs::read_to_string(dir.join("features.yaml")).unwrap();
-    let node = spec::yaml::load(&neutral_yaml).unwrap().unwrap();
-    let neutral = spec::yaml::to_json(&node).unwrap();
+    let node = image_compat::yaml::load(&neutral_yaml).unwrap().unwrap();
+    let neutral = image_compat::yaml::to_json(&node).unwrap();
     let nfd = nfd_features(&neutral);
     let path = tmp.join(format!(
         "{}.json",

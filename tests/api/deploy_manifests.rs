@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
+use image_compat::config::{Config, Mode};
 use image_compat::features::HostRoots;
 use image_compat::metrics::{parse_listen, HEALTH_PATH};
-use image_compat::policy::{Config, Mode};
-use image_compat::spec::yaml;
+use image_compat::yaml;
 use serde_json::Value;
 
 const OVERLAYS: [(&str, Mode); 2] = [("audit", Mode::Audit), ("enforce", Mode::Enforce)];

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use image_compat::policy::Config;
+use image_compat::config::Config;
 use toml::{Table, Value};
 
 /// The NRI layout every runtime defaults to, and that scripts/install-host.sh writes.

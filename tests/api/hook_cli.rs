@@ -175,7 +175,7 @@ async fn enforce_refuses_incompatible_allows_compatible_and_caches() {
     let err = stderr(&out);
     assert_eq!(code(&out), 0, "{err}");
     assert!(field(&err, "verdict", "compatible"), "{err}");
-    assert!(field(&err, "cache", "miss"), "{err}");
+    assert!(field(&err, "answer", "fetched"), "{err}");
 
     // Again: both answered from the cache, the registry not asked.
     e.reg.clear_log();
@@ -186,7 +186,7 @@ async fn enforce_refuses_incompatible_allows_compatible_and_caches() {
         assert_eq!(code(&out), want, "{err}");
         // A refusal's stderr is the reason alone (the runtime shows it); the decision line is
         // logged only where logs do not go to stderr.
-        assert!(want == 1 || field(&err, "cache", "hit"), "{err}");
+        assert!(want == 1 || field(&err, "answer", "cached"), "{err}");
     }
     assert!(
         e.reg.requests().is_empty(),
@@ -351,7 +351,7 @@ async fn an_unusable_cache_is_a_warning_not_a_failure() {
     let state = e.bundle("c3", crio(&e.compatible.0));
     let (c, s) = (config.clone(), state.clone());
     assert_eq!(code(&blocking(move || hook(&c, &s)).await), 0);
-    let answers = e.path("cache/v1/answers");
+    let answers = e.path("cache/v2/answers");
     for f in std::fs::read_dir(&answers).expect("answers") {
         std::fs::write(f.expect("entry").path(), "{\"key\":").expect("write");
     }
@@ -359,7 +359,7 @@ async fn an_unusable_cache_is_a_warning_not_a_failure() {
     let err = stderr(&out);
     assert_eq!(code(&out), 0, "{err}");
     assert!(
-        err.contains("is not valid") && field(&err, "cache", "miss"),
+        err.contains("is not valid") && field(&err, "answer", "fetched"),
         "{err}"
     );
 }
@@ -387,7 +387,7 @@ async fn registry_failures_follow_policy_and_are_remembered() {
     let (c, s) = (config.clone(), state.clone());
     let started = Instant::now();
     let out = blocking(move || hook(&c, &s)).await;
-    assert!(field(&stderr(&out), "cache", "hit"), "{}", stderr(&out));
+    assert!(field(&stderr(&out), "answer", "cached"), "{}", stderr(&out));
     assert!(
         started.elapsed() < Duration::from_millis(250),
         "{:?}",
@@ -454,7 +454,7 @@ async fn concurrent_hook_processes_share_the_cache() {
         assert_eq!(code(&out), want, "{}", stderr(&out));
         assert!(!stderr(&out).contains("is not valid"), "{}", stderr(&out));
     }
-    let entries: Vec<_> = std::fs::read_dir(e.path("cache/v1/answers"))
+    let entries: Vec<_> = std::fs::read_dir(e.path("cache/v2/answers"))
         .expect("answers")
         .map(|f| f.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();

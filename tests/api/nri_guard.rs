@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image_compat::check::NameResolver;
+use image_compat::config::{Config, FailAction, Mode, Overrides};
+use image_compat::daemon::{Daemon, Options};
 use image_compat::features::Features;
-use image_compat::nri::{api, Guard, Handler, Plugin};
-use image_compat::policy::{Config, FailAction, Mode};
+use image_compat::nri::{api, Handler, Plugin};
 use support::nri_peer::*;
 use support::oci_server::TestRegistry;
 use tokio::net::UnixListener;
@@ -89,14 +90,13 @@ impl Running {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("nri.sock");
         let listener = UnixListener::bind(&socket).unwrap();
-        let guard = Arc::new(Guard::new(
-            config,
-            Box::new(|_| {}),
-            Some(Arc::new(NameResolver)),
-            features(),
-            None,
-        ));
-        let handler: Arc<dyn Handler> = guard;
+        let daemon = Daemon::new(Options {
+            resolver: Some(Arc::new(NameResolver)),
+            features: Some(features()),
+            ..Options::new(config, Overrides::default())
+        })
+        .unwrap();
+        let handler: Arc<dyn Handler> = daemon.guard();
         let plugin = Plugin::new(external_opts(&socket), handler).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(plugin.run_until(async move {

@@ -392,7 +392,7 @@ fn podman_run_refuses_an_incompatible_image_and_runs_a_compatible_one() {
     let log = e.hook_log();
     assert!(
         log.contains("action=\"deny\"")
-            && log.contains("source=\"containers-storage\"")
+            && log.contains("image_source=\"containers-storage\"")
             && log.contains(&format!("image=\"{}\"", e.incompatible)),
         "{log}"
     );

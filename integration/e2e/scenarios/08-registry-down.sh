@@ -26,13 +26,13 @@ scenario_registry_down() {
   expect_refused "$id" e2e/registry-down hung-new "$(img fresh1)" "$deny_prefix" \
     "no answer from the registry within 1s" "(onRegistryError: deny)"
   expect_fast
-  expect_source Deadline
+  expect_answer deadline
   expect_running "$id" e2e/registry-down hung-cached-compatible "$(img compat)"
-  expect_source Cached
+  expect_answer cached
   expect_ann compatible true
   expect_refused "$id" e2e/registry-down hung-cached-incompatible "$(img incompat)" \
     "image-compat: image $(img incompat) ($(dig incompat)) is not compatible with node $E2E_NODE: "
-  expect_source Cached
+  expect_answer cached
 
   ic_registry_thaw "$RD"
   say "registry thawed: the fetch cut short by the deadline completes"
@@ -46,7 +46,7 @@ scenario_registry_down() {
     "(onRegistryError: deny)"
   expect_fast
   expect_running "$id" e2e/registry-down gone-cached-compatible "$(img compat)"
-  expect_source Cached
+  expect_answer cached
   expect_refused "$id" e2e/registry-down gone-cached-incompatible "$(img incompat)" \
     "image-compat: image $(img incompat) ($(dig incompat)) is not compatible with node $E2E_NODE: "
 
@@ -63,7 +63,7 @@ scenario_registry_down() {
   expect_running "$id" e2e/registry-down allow-hung-new "$(img fresh4)"
   expect_ann compatible unknown
   expect_ann reason "no answer from the registry within 1s"
-  expect_source Deadline
+  expect_answer deadline
   expect_fast
   ic_registry_thaw "$RD"
   expect_no_plugin_timeout "$mark"

@@ -21,9 +21,9 @@ for line in sys.stdin:
 slow = [f for f in d if f["latency_us"] > limit * 1000]
 top = max(d, key=lambda f: f["latency_us"]) if d else None
 print("%d decisions; slowest %s ms (%s %s, %s)" % (len(d), top["latency_us"] // 1000 if top else "-",
-      top and top["pod"], top and top["container"], top and top["source"]))
+      top and top["pod"], top and top["container"], top and top["answer"]))
 for f in slow:
-    print("SLOW %s ms: %s %s (%s, %s)" % (f["latency_us"] // 1000, f["pod"], f["container"], f["case"], f["source"]))
+    print("SLOW %s ms: %s %s (%s, %s)" % (f["latency_us"] // 1000, f["pod"], f["container"], f["case"], f["answer"]))
 ' "$limit")
   say "${out%%$'\n'*}"
   if grep -q '^SLOW' <<<"$out"; then

@@ -1,15 +1,19 @@
-//! The plugin's configuration file (YAML): mode, failure policies, exemptions, registry,
-//! cache, features and endpoints, each with a default.
+//! The program's settings: the config file (YAML) the plugin and the hook read, every key with
+//! its default, and the command line's overrides of it as data.
+
+mod overrides;
+
+pub use overrides::Overrides;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::yaml;
+use crate::yaml;
 
 /// What happens to a container whose image is not compatible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Refuse to create it, with the reason.
@@ -20,7 +24,7 @@ pub enum Mode {
 }
 
 /// What to do when the check cannot give an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailAction {
     Allow,
@@ -119,9 +123,10 @@ pub struct CacheSettings {
     /// How long a registry failure is remembered before the next try.
     #[serde(with = "humantime_serde")]
     pub error_ttl: Duration,
-    /// OCI hook only: how long an image name's registry digest is reused before the name is
-    /// resolved again (the hook has no image store to ask; CRI-O and podman usually give it the
-    /// digest, containerd's annotation only a name).
+    /// How long an answer looked up by image name (a tag: no digest known) is trusted before the
+    /// name is looked up again, since the tag may move. The plugin knows digests from
+    /// containerd's image store; the hook from CRI-O and podman, not from containerd's
+    /// annotation, which holds only a name.
     #[serde(with = "humantime_serde")]
     pub name_ttl: Duration,
     /// OCI hook only: the directory of the cache its processes share on disk (registry answers,
@@ -174,14 +179,6 @@ impl FeatureSettings {
             opts = opts.with_sources(Source::parse_list(&self.sources.join(","))?);
         }
         Ok(opts)
-    }
-
-    /// The node's features: `file` when set, else a discovery.
-    pub fn load(&self) -> Result<crate::features::Features, FeaturesError> {
-        match &self.file {
-            Some(f) => Ok(crate::features::file::read(f)?),
-            None => Ok(crate::features::discover(&self.discover_options()?)),
-        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! YAML loading with positions and NFD's YAML 1.1 scalar reading (go-yaml v2 + sigs.k8s.io/yaml).
+//! YAML 1.1 as NFD's inputs need it: nodes with positions, go-yaml v2's scalar resolution and
+//! sigs.k8s.io/yaml's reading of scalars as strings. A leaf: it depends on nothing of ours.
 //!
 //! NFD parses specs with sigs.k8s.io/yaml, which decodes with go-yaml v2 (YAML 1.1) and then
 //! converts every scalar whose target field is a string back to text. So an unquoted `y` or
@@ -12,7 +13,12 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use super::types::Pos;
+/// Where a node came from in the source document (1-based); zero when built in code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
 
 /// A YAML node with the position of its first character.
 #[derive(Debug, Clone, PartialEq)]
