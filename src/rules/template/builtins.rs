@@ -21,7 +21,9 @@ impl From<FmtError> for Fail {
 pub(crate) fn len(_: &Limits, a: Vec<Value>) -> R {
     match &a[0] {
         Value::Nil => Err(Fail::go("len of nil pointer")),
-        Value::Invalid => Err(Fail::go("reflect: call of reflect.Value.Type on zero Value")),
+        Value::Invalid => Err(Fail::go(
+            "reflect: call of reflect.Value.Type on zero Value",
+        )),
         v => match v.len() {
             Some(n) => Ok(Value::Int(n as i64)),
             None => Err(Fail::go(format!("len of type {}", v.type_name()))),
@@ -34,7 +36,12 @@ fn index_arg(index: &Value, len: usize) -> Result<usize, Fail> {
         Value::Int(i) | Value::Int64(i) => *i,
         Value::Uint8(u) => *u as i64,
         Value::Invalid => return Err(Fail::go("cannot index slice/array with nil")),
-        v => return Err(Fail::go(format!("cannot index slice/array with type {}", v.type_name()))),
+        v => {
+            return Err(Fail::go(format!(
+                "cannot index slice/array with type {}",
+                v.type_name()
+            )))
+        }
     };
     if x < 0 || x as u64 > len as u64 {
         return Err(Fail::go(format!("index out of range: {x}")));
@@ -86,7 +93,12 @@ pub(crate) fn index(_: &Limits, a: Vec<Value>) -> R {
                     None => m.ty.elem().map(|t| t.zero()).unwrap_or(Value::Nil),
                 }
             }
-            v => return Err(Fail::go(format!("can't index item of type {}", v.type_name()))),
+            v => {
+                return Err(Fail::go(format!(
+                    "can't index item of type {}",
+                    v.type_name()
+                )))
+            }
         };
     }
     Ok(item)
@@ -165,7 +177,9 @@ pub(crate) fn urlquery(lim: &Limits, a: Vec<Value>) -> R {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             b => out.push_str(&format!("%{b:02X}")),
         }
@@ -311,7 +325,9 @@ pub(crate) fn lt(_: &Limits, a: Vec<Value>) -> R {
 }
 
 pub(crate) fn le(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::Bool(lt_values(&a[0], &a[1])? || eq_values(&a[0], &a[1..])?))
+    Ok(Value::Bool(
+        lt_values(&a[0], &a[1])? || eq_values(&a[0], &a[1..])?,
+    ))
 }
 
 pub(crate) fn gt(_: &Limits, a: Vec<Value>) -> R {

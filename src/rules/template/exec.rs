@@ -122,7 +122,11 @@ impl<'t> State<'t, '_> {
     fn limit<X>(&self, limit: LimitKind, what: String) -> R<X> {
         Err(TemplateError::Limit {
             limit,
-            message: format!("{}{what} (image-compat limit {})", self.prefix(), limit.field()),
+            message: format!(
+                "{}{what} (image-compat limit {})",
+                self.prefix(),
+                limit.field()
+            ),
         })
     }
 
@@ -133,7 +137,10 @@ impl<'t> State<'t, '_> {
     fn step(&mut self, cost: u64) -> R<()> {
         self.steps += cost;
         if self.steps > self.lim.max_steps {
-            return self.limit(LimitKind::Steps, format!("more than {} evaluation steps", self.lim.max_steps));
+            return self.limit(
+                LimitKind::Steps,
+                format!("more than {} evaluation steps", self.lim.max_steps),
+            );
         }
         Ok(())
     }
@@ -141,7 +148,10 @@ impl<'t> State<'t, '_> {
     fn enter(&mut self) -> R<()> {
         self.depth += 1;
         if self.depth > self.lim.max_depth {
-            return self.limit(LimitKind::Depth, format!("nesting deeper than {} levels", self.lim.max_depth));
+            return self.limit(
+                LimitKind::Depth,
+                format!("nesting deeper than {} levels", self.lim.max_depth),
+            );
         }
         Ok(())
     }
@@ -235,12 +245,22 @@ impl<'t> State<'t, '_> {
         r
     }
 
-    fn one_iteration(&mut self, b: &'t Branch, mark: usize, index: Value, elem: Value) -> Result<bool, Stop> {
+    fn one_iteration(
+        &mut self,
+        b: &'t Branch,
+        mark: usize,
+        index: Value,
+        elem: Value,
+    ) -> Result<bool, Stop> {
         self.step(1)?;
         let decl = &b.pipe.decl;
         if !decl.is_empty() {
             if b.pipe.is_assign {
-                let v = if decl.len() > 1 { index.clone() } else { elem.clone() };
+                let v = if decl.len() > 1 {
+                    index.clone()
+                } else {
+                    elem.clone()
+                };
                 self.set_var(&decl[0].ident[0], v)?;
             } else {
                 self.set_top_var(1, elem.clone());
@@ -271,7 +291,12 @@ impl<'t> State<'t, '_> {
             Value::Int(_) | Value::Int64(_) | Value::Uint8(_) => {
                 if b.pipe.decl.len() > 1 {
                     let s = self.show(&val);
-                    return Err(self.errorf::<()>(format!("can't use {s} to iterate over more than one variable")).unwrap_err().into());
+                    return Err(self
+                        .errorf::<()>(format!(
+                            "can't use {s} to iterate over more than one variable"
+                        ))
+                        .unwrap_err()
+                        .into());
                 }
                 let n = match val {
                     Value::Int(i) | Value::Int64(i) => i,
@@ -300,8 +325,12 @@ impl<'t> State<'t, '_> {
                 !items.is_empty()
             }
             Value::Map(m) => {
-                let entries: Vec<(String, Value)> =
-                    m.entries.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let entries: Vec<(String, Value)> = m
+                    .entries
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 for (k, v) in &entries {
                     if !self.one_iteration(b, mark, Value::str(k), v.clone())? {
                         break;
@@ -312,7 +341,10 @@ impl<'t> State<'t, '_> {
             Value::Invalid | Value::Nil => false,
             v => {
                 let s = self.show(v);
-                return Err(self.errorf::<()>(format!("range can't iterate over {s}")).unwrap_err().into());
+                return Err(self
+                    .errorf::<()>(format!("range can't iterate over {s}"))
+                    .unwrap_err()
+                    .into());
             }
         };
         let r = match (&b.else_list, ran) {
@@ -324,14 +356,26 @@ impl<'t> State<'t, '_> {
         r
     }
 
-    fn walk_template(&mut self, dot: &Value, node: &'t Node, name: &'t str, pipe: Option<&'t Pipe>) -> Result<(), Stop> {
+    fn walk_template(
+        &mut self,
+        dot: &Value,
+        node: &'t Node,
+        name: &'t str,
+        pipe: Option<&'t Pipe>,
+    ) -> Result<(), Stop> {
         self.at(At::Node(node));
         let Some((tname, root)) = self.set.get_key_value(name) else {
-            return Err(self.errorf::<()>(format!("template {} not defined", uni::quote(name))).unwrap_err().into());
+            return Err(self
+                .errorf::<()>(format!("template {} not defined", uni::quote(name)))
+                .unwrap_err()
+                .into());
         };
         if self.depth >= self.lim.max_depth {
             return Err(self
-                .limit::<()>(LimitKind::Depth, format!("exceeded maximum template depth ({})", self.lim.max_depth))
+                .limit::<()>(
+                    LimitKind::Depth,
+                    format!("exceeded maximum template depth ({})", self.lim.max_depth),
+                )
                 .unwrap_err()
                 .into());
         }
@@ -381,7 +425,16 @@ impl<'t> State<'t, '_> {
         self.step(1)?;
         let first = &cmd.args[0];
         match first {
-            Arg::Field { ident, .. } => return self.eval_field_chain(dot, dot.clone(), At::Arg(first), ident, &cmd.args, fin),
+            Arg::Field { ident, .. } => {
+                return self.eval_field_chain(
+                    dot,
+                    dot.clone(),
+                    At::Arg(first),
+                    ident,
+                    &cmd.args,
+                    fin,
+                )
+            }
             Arg::Chain { .. } => return self.eval_chain(dot, first, &cmd.args, fin),
             Arg::Identifier { name, .. } => {
                 self.at(At::Arg(first));
@@ -405,7 +458,10 @@ impl<'t> State<'t, '_> {
             Arg::Nil { .. } => self.errorf("nil is not a command".into()),
             Arg::Number(n) => self.ideal_constant(first, n),
             Arg::Str { text, .. } => Ok(Value::str(text)),
-            a => self.errorf(format!("can't evaluate command {}", uni::quote(&a.to_string()))),
+            a => self.errorf(format!(
+                "can't evaluate command {}",
+                uni::quote(&a.to_string())
+            )),
         }
     }
 
@@ -415,7 +471,11 @@ impl<'t> State<'t, '_> {
             && n.text.starts_with('0')
             && n.text[1..].starts_with(['x', 'X'])
             && !n.text.contains(['p', 'P']);
-        if n.is_float && !hex_int && !n.text.starts_with('\'') && n.text.contains(['.', 'e', 'E', 'p', 'P']) {
+        if n.is_float
+            && !hex_int
+            && !n.text.starts_with('\'')
+            && n.text.contains(['.', 'e', 'E', 'p', 'P'])
+        {
             return Ok(Value::Float(n.float64));
         }
         if n.is_int {
@@ -427,7 +487,13 @@ impl<'t> State<'t, '_> {
         Ok(Value::Invalid)
     }
 
-    fn eval_chain(&mut self, dot: &Value, chain: &'t Arg, args: &'t [Arg], fin: Option<Value>) -> R<Value> {
+    fn eval_chain(
+        &mut self,
+        dot: &Value,
+        chain: &'t Arg,
+        args: &'t [Arg],
+        fin: Option<Value>,
+    ) -> R<Value> {
         self.at(At::Arg(chain));
         let Arg::Chain { node, field, .. } = chain else {
             return self.errorf("internal error: not a chain".into());
@@ -439,7 +505,13 @@ impl<'t> State<'t, '_> {
         self.eval_field_chain(dot, recv, At::Arg(chain), field, args, fin)
     }
 
-    fn eval_variable(&mut self, dot: &Value, v: &'t Var, args: &'t [Arg], fin: Option<Value>) -> R<Value> {
+    fn eval_variable(
+        &mut self,
+        dot: &Value,
+        v: &'t Var,
+        args: &'t [Arg],
+        fin: Option<Value>,
+    ) -> R<Value> {
         self.at(At::Var(v));
         let value = self.var_value(&v.ident[0])?;
         if v.ident.len() == 1 {
@@ -466,9 +538,17 @@ impl<'t> State<'t, '_> {
         self.eval_field(&ident[n - 1], args, &fin, recv)
     }
 
-    fn eval_field(&mut self, name: &str, args: &[Arg], fin: &Option<Value>, recv: Value) -> R<Value> {
+    fn eval_field(
+        &mut self,
+        name: &str,
+        args: &[Arg],
+        fin: &Option<Value>,
+        recv: Value,
+    ) -> R<Value> {
         match &recv {
-            Value::Invalid => self.errorf(format!("nil data; no entry for key {}", uni::quote(name))),
+            Value::Invalid => {
+                self.errorf(format!("nil data; no entry for key {}", uni::quote(name)))
+            }
             Value::Nil => self.errorf(format!("nil pointer evaluating interface {{}}.{name}")),
             Value::Map(m) => {
                 if args.len() > 1 || fin.is_some() {
@@ -480,18 +560,36 @@ impl<'t> State<'t, '_> {
                     None => self.errorf(format!("map has no entry for key {}", uni::quote(name))),
                 }
             }
-            v => self.errorf(format!("can't evaluate field {name} in type {}", v.type_name())),
+            v => self.errorf(format!(
+                "can't evaluate field {name} in type {}",
+                v.type_name()
+            )),
         }
     }
 
-    fn eval_function(&mut self, dot: &Value, name: &str, node: At<'t>, args: Option<&'t [Arg]>, fin: Option<Value>) -> R<Value> {
+    fn eval_function(
+        &mut self,
+        dot: &Value,
+        name: &str,
+        node: At<'t>,
+        args: Option<&'t [Arg]>,
+        fin: Option<Value>,
+    ) -> R<Value> {
         let Some(f) = lookup(name) else {
             return self.errorf(format!("{} is not a defined function", uni::quote(name)));
         };
         self.eval_call(dot, &f, node, name, args, fin)
     }
 
-    fn eval_call(&mut self, dot: &Value, f: &Func, node: At<'t>, name: &str, args: Option<&'t [Arg]>, fin: Option<Value>) -> R<Value> {
+    fn eval_call(
+        &mut self,
+        dot: &Value,
+        f: &Func,
+        node: At<'t>,
+        name: &str,
+        args: Option<&'t [Arg]>,
+        fin: Option<Value>,
+    ) -> R<Value> {
         let args: &'t [Arg] = args.map(|a| &a[1..]).unwrap_or(&[]);
         let num_in = args.len() + usize::from(fin.is_some());
         let mut num_fixed = args.len();
@@ -499,10 +597,15 @@ impl<'t> State<'t, '_> {
         if f.variadic.is_some() {
             num_fixed = np;
             if num_in < num_fixed {
-                return self.errorf(format!("wrong number of args for {name}: want at least {np} got {}", args.len()));
+                return self.errorf(format!(
+                    "wrong number of args for {name}: want at least {np} got {}",
+                    args.len()
+                ));
             }
         } else if num_in != np {
-            return self.errorf(format!("wrong number of args for {name}: want {np} got {num_in}"));
+            return self.errorf(format!(
+                "wrong number of args for {name}: want {np} got {num_in}"
+            ));
         }
         if f.builtin && (name == "and" || name == "or") {
             let mut v = Value::Invalid;
@@ -531,7 +634,7 @@ impl<'t> State<'t, '_> {
         }
         if let Some(fin) = fin {
             let t = match f.variadic {
-                Some(vt) if num_in - 1 >= num_fixed => vt,
+                Some(vt) if num_in > num_fixed => vt,
                 _ => f.params[num_in - 1],
             };
             argv.push(self.validate_type(fin, Some(t))?);
@@ -564,7 +667,11 @@ impl<'t> State<'t, '_> {
         match e {
             Fail::Limit(limit, m) => TemplateError::Limit {
                 limit,
-                message: format!("{}{m} (image-compat limit {})", self.prefix(), limit.field()),
+                message: format!(
+                    "{}{m} (image-compat limit {})",
+                    self.prefix(),
+                    limit.field()
+                ),
             },
             Fail::Unsupported(m) => TemplateError::Unsupported {
                 name: String::new(),
@@ -583,7 +690,11 @@ impl<'t> State<'t, '_> {
             None if ty.can_be_nil() => Ok(ty.zero()),
             None => self.errorf(format!("invalid value; expected {}", ty.name())),
             Some(vt) if vt.assignable_to(&ty) => Ok(v),
-            Some(vt) => self.errorf(format!("wrong type for value; expected {}; got {}", ty.name(), vt.name())),
+            Some(vt) => self.errorf(format!(
+                "wrong type for value; expected {}; got {}",
+                ty.name(),
+                vt.name()
+            )),
         }
     }
 
@@ -599,7 +710,9 @@ impl<'t> State<'t, '_> {
                     Some(ty) => self.errorf(format!("cannot assign nil to {}", ty.name())),
                 }
             }
-            Arg::Field { ident, .. } => self.eval_field_chain(dot, dot.clone(), At::Arg(n), ident, &[], None)?,
+            Arg::Field { ident, .. } => {
+                self.eval_field_chain(dot, dot.clone(), At::Arg(n), ident, &[], None)?
+            }
             Arg::Variable(v) => self.eval_variable(dot, v, &[], None)?,
             Arg::Pipe(p) => {
                 self.enter()?;
@@ -607,7 +720,9 @@ impl<'t> State<'t, '_> {
                 self.depth -= 1;
                 r?
             }
-            Arg::Identifier { name, .. } => self.eval_function(dot, name, At::Arg(n), None, None)?,
+            Arg::Identifier { name, .. } => {
+                self.eval_function(dot, name, At::Arg(n), None, None)?
+            }
             Arg::Chain { .. } => self.eval_chain(dot, n, &[], None)?,
             _ => return self.eval_literal(t, n),
         };
@@ -629,8 +744,12 @@ impl<'t> State<'t, '_> {
             (PT::Any | PT::Reflect, Arg::Bool { val, .. }) => Ok(Value::Bool(*val)),
             (PT::Any | PT::Reflect, Arg::Number(x)) => self.ideal_constant(n, x),
             (PT::Any | PT::Reflect, Arg::Str { text, .. }) => Ok(Value::str(text)),
-            (PT::Dict, _) => self.errorf(format!("can't handle {n} for arg of type map[string]interface {{}}")),
-            _ => self.errorf(format!("can't handle assignment of {n} to empty interface argument")),
+            (PT::Dict, _) => self.errorf(format!(
+                "can't handle {n} for arg of type map[string]interface {{}}"
+            )),
+            _ => self.errorf(format!(
+                "can't handle assignment of {n} to empty interface argument"
+            )),
         }
     }
 }

@@ -48,7 +48,10 @@ impl<'l> Pp<'l> {
         if self.buf.len() + extra > self.lim.max_string_bytes {
             return Err(FmtError::Limit(
                 LimitKind::StringBytes,
-                format!("formatted string longer than {} bytes", self.lim.max_string_bytes),
+                format!(
+                    "formatted string longer than {} bytes",
+                    self.lim.max_string_bytes
+                ),
             ));
         }
         Ok(())
@@ -125,7 +128,11 @@ impl<'l> Pp<'l> {
             ));
         }
         match v {
-            Value::Invalid => self.write(if depth == 0 { "<invalid reflect.Value>" } else { "<nil>" }),
+            Value::Invalid => self.write(if depth == 0 {
+                "<invalid reflect.Value>"
+            } else {
+                "<nil>"
+            }),
             Value::Nil => self.pad("<nil>"),
             Value::Bool(b) => match verb {
                 't' | 'v' => self.pad(if *b { "true" } else { "false" }),
@@ -148,8 +155,12 @@ impl<'l> Pp<'l> {
             }
             Value::Map(m) => {
                 self.write("map[")?;
-                let entries: Vec<(String, Value)> =
-                    m.entries.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let entries: Vec<(String, Value)> = m
+                    .entries
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 for (i, (k, val)) in entries.iter().enumerate() {
                     if i > 0 {
                         self.write(" ")?;
@@ -223,11 +234,17 @@ impl<'l> Pp<'l> {
             'x' => (16, false),
             'X' => (16, true),
             'c' => {
-                let c = u32::try_from(n).ok().and_then(char::from_u32).unwrap_or('\u{FFFD}');
+                let c = u32::try_from(n)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{FFFD}');
                 return self.pad(c.encode_utf8(&mut [0; 4]));
             }
             'q' => {
-                let c = u32::try_from(n).ok().and_then(char::from_u32).unwrap_or('\u{FFFD}');
+                let c = u32::try_from(n)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{FFFD}');
                 return self.pad(&uni::quote_rune(c));
             }
             'U' => {
@@ -385,14 +402,26 @@ pub(crate) fn format_float(x: f64, c: char, prec: i64) -> String {
         return "NaN".into();
     }
     if x.is_infinite() {
-        return if x > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if x > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let neg = x.is_sign_negative();
     let a = x.abs();
     let sign = if neg { "-" } else { "" };
     let shortest = prec < 0;
+    // Rust's format! caps precision at u16::MAX; an f64 has at most 1074 fractional and
+    // 767 significant digits, so rounding at 1100 is exact and the rest are zeros.
+    const EXACT: i64 = 1100;
+    let zeros = |n: i64| "0".repeat(n.max(0) as usize);
     let body = match c {
-        'f' if !shortest => format!("{:.*}", prec as usize, a),
+        'f' if !shortest => {
+            let mut t = format!("{:.*}", prec.min(EXACT) as usize, a);
+            t.push_str(&zeros(prec - EXACT));
+            t
+        }
         'f' => {
             let (d, dp) = digits_of(&format!("{a:e}"));
             let p = (d.len() as i64 - dp).max(0);
@@ -402,7 +431,7 @@ pub(crate) fn format_float(x: f64, c: char, prec: i64) -> String {
             let (d, dp) = if shortest {
                 digits_of(&format!("{a:e}"))
             } else {
-                digits_of(&format!("{:.*e}", prec as usize, a))
+                digits_of(&format!("{:.*e}", prec.min(EXACT) as usize, a))
             };
             let p = if shortest { d.len() as i64 - 1 } else { prec };
             fmt_e(&d, dp, p, c)
@@ -414,7 +443,7 @@ pub(crate) fn format_float(x: f64, c: char, prec: i64) -> String {
                 (d, dp, n)
             } else {
                 let p = prec.max(1);
-                let (d, dp) = digits_of(&format!("{:.*e}", (p - 1) as usize, a));
+                let (d, dp) = digits_of(&format!("{:.*e}", (p - 1).min(EXACT) as usize, a));
                 (d, dp, p)
             };
             let nd = d.len() as i64;
@@ -477,7 +506,11 @@ fn fmt_f(d: &[u8], dp: i64, prec: i64) -> String {
         s.push('.');
         for i in 1..=prec {
             let j = dp + i - 1;
-            let ch = if j >= 0 { d.get(j as usize).map_or('0', |b| *b as char) } else { '0' };
+            let ch = if j >= 0 {
+                d.get(j as usize).map_or('0', |b| *b as char)
+            } else {
+                '0'
+            };
             s.push(ch);
         }
     }

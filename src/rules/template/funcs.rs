@@ -83,15 +83,28 @@ pub(crate) fn status(name: &str) -> FuncStatus {
 fn unsupported(name: &str) -> Option<&'static str> {
     const NONHERMETIC: &str = "not hermetic: its result depends on the clock or randomness";
     Some(match name {
-        "now" | "date" | "date_in_zone" | "date_modify" | "dateInZone" | "dateModify" | "htmlDate"
-        | "htmlDateInZone" | "randAlphaNum" | "randAlpha" | "randAscii" | "randNumeric"
-        | "randBytes" | "randInt" | "uuidv4" | "shuffle" => NONHERMETIC,
-        "ago" | "duration" | "durationRound" | "must_date_modify" | "mustDateModify" | "mustToDate"
-        | "toDate" | "unixEpoch" => "date and time functions are not implemented",
-        "bcrypt" | "htpasswd" | "genPrivateKey" | "derivePassword" | "buildCustomCert" | "genCA"
-        | "genCAWithKey" | "genSelfSignedCert" | "genSelfSignedCertWithKey" | "genSignedCert"
-        | "genSignedCertWithKey" | "encryptAES" | "decryptAES" | "sha1sum" | "sha256sum"
-        | "sha512sum" | "adler32sum" => "cryptographic functions are not implemented",
+        "now" | "date" | "date_in_zone" | "date_modify" | "dateInZone" | "dateModify"
+        | "htmlDate" | "htmlDateInZone" | "randAlphaNum" | "randAlpha" | "randAscii"
+        | "randNumeric" | "randBytes" | "randInt" | "uuidv4" | "shuffle" => NONHERMETIC,
+        "ago" | "duration" | "durationRound" | "must_date_modify" | "mustDateModify"
+        | "mustToDate" | "toDate" | "unixEpoch" => "date and time functions are not implemented",
+        "bcrypt"
+        | "htpasswd"
+        | "genPrivateKey"
+        | "derivePassword"
+        | "buildCustomCert"
+        | "genCA"
+        | "genCAWithKey"
+        | "genSelfSignedCert"
+        | "genSelfSignedCertWithKey"
+        | "genSignedCert"
+        | "genSignedCertWithKey"
+        | "encryptAES"
+        | "decryptAES"
+        | "sha1sum"
+        | "sha256sum"
+        | "sha512sum"
+        | "adler32sum" => "cryptographic functions are not implemented",
         "semver" | "semverCompare" => "semantic version functions are not implemented",
         "urlParse" | "urlJoin" => "URL functions are not implemented",
         "add1f" | "addf" | "subf" | "divf" | "mulf" => {
@@ -199,10 +212,14 @@ fn sprig_func(name: &str) -> Option<Func> {
         "seq" => f!([], V_INT, s::seq),
         "until" => f!([Int], None, s::until),
         "untilStep" => f!([Int, Int, Int], None, s::until_step),
-        "add1" => f!([Any], None, |_, a| Ok(Value::Int64(s::to_int64(&a[0]).wrapping_add(1)))),
+        "add1" => f!([Any], None, |_, a| Ok(Value::Int64(
+            s::to_int64(&a[0]).wrapping_add(1)
+        ))),
         "add" => f!([], V_ANY, s::add),
         "sub" => f!([Any, Any], None, |_, a| {
-            Ok(Value::Int64(s::to_int64(&a[0]).wrapping_sub(s::to_int64(&a[1]))))
+            Ok(Value::Int64(
+                s::to_int64(&a[0]).wrapping_sub(s::to_int64(&a[1])),
+            ))
         }),
         "div" => f!([Any, Any], None, s::div),
         "mod" => f!([Any, Any], None, s::modulo),
@@ -211,8 +228,12 @@ fn sprig_func(name: &str) -> Option<Func> {
         "min" => f!([Any], V_ANY, s::min),
         "maxf" => f!([Any], V_ANY, s::maxf),
         "minf" => f!([Any], V_ANY, s::minf),
-        "ceil" => f!([Any], None, |_, a| Ok(Value::Float(s::to_float64(&a[0]).ceil()))),
-        "floor" => f!([Any], None, |_, a| Ok(Value::Float(s::to_float64(&a[0]).floor()))),
+        "ceil" => f!([Any], None, |_, a| Ok(Value::Float(
+            s::to_float64(&a[0]).ceil()
+        ))),
+        "floor" => f!([Any], None, |_, a| Ok(Value::Float(
+            s::to_float64(&a[0]).floor()
+        ))),
         "round" => f!([Any, Int], V_FLOAT, s::round),
         // String slices.
         "split" => f!([Str, Str], None, s::split),
@@ -225,30 +246,48 @@ fn sprig_func(name: &str) -> Option<Func> {
         "default" => f!([Any], V_ANY, s::dfault),
         "empty" => f!([Any], None, |_, a| Ok(Value::Bool(s::empty(&a[0])))),
         "coalesce" => f!([], V_ANY, s::coalesce),
-        "all" => f!([], V_ANY, |_, a| Ok(Value::Bool(a.iter().all(|v| !s::empty(v))))),
-        "any" => f!([], V_ANY, |_, a| Ok(Value::Bool(a.iter().any(|v| !s::empty(v))))),
+        "all" => f!([], V_ANY, |_, a| Ok(Value::Bool(
+            a.iter().all(|v| !s::empty(v))
+        ))),
+        "any" => f!([], V_ANY, |_, a| Ok(Value::Bool(
+            a.iter().any(|v| !s::empty(v))
+        ))),
         "ternary" => f!([Any, Any, Bool], None, |_, mut a| {
             let t = a[2].truth();
-            Ok(if t { a.swap_remove(0) } else { a.swap_remove(1) })
+            Ok(if t {
+                a.swap_remove(0)
+            } else {
+                a.swap_remove(1)
+            })
         }),
-        "fail" => f!([Str], None, |_, a| Err(Fail::go(a[0].as_str().unwrap_or_default()))),
+        "fail" => f!([Str], None, |_, a| Err(Fail::go(
+            a[0].as_str().unwrap_or_default()
+        ))),
         "toJson" | "mustToJson" | "toRawJson" | "mustToRawJson" | "toPrettyJson"
         | "mustToPrettyJson" => return json_func(name),
         "fromJson" => f!([Str], None, s::from_json),
         "mustFromJson" => f!([Str], None, s::must_from_json),
         // Reflection.
         "typeOf" => f!([Any], None, |_, a| Ok(Value::string(a[0].type_name()))),
-        "typeIs" => f!([Str, Any], None, |_, a| Ok(Value::Bool(a[0].as_str() == Some(&a[1].type_name())))),
+        "typeIs" => f!([Str, Any], None, |_, a| Ok(Value::Bool(
+            a[0].as_str() == Some(&a[1].type_name())
+        ))),
         "typeIsLike" => f!([Str, Any], None, |_, a| {
             let t = a[1].type_name();
             let want = a[0].as_str().unwrap_or_default();
             Ok(Value::Bool(want == t || format!("*{want}") == t))
         }),
-        "kindOf" => f!([Any], None, |_, a| Ok(Value::str(a[0].clone().indirect().kind().name()))),
+        "kindOf" => f!([Any], None, |_, a| Ok(Value::str(
+            a[0].clone().indirect().kind().name()
+        ))),
         "kindIs" => f!([Str, Any], None, |_, a| {
-            Ok(Value::Bool(a[0].as_str() == Some(a[1].clone().indirect().kind().name())))
+            Ok(Value::Bool(
+                a[0].as_str() == Some(a[1].clone().indirect().kind().name()),
+            ))
         }),
-        "deepEqual" => f!([Any, Any], None, |_, a| Ok(Value::Bool(a[0].deep_equal(&a[1])))),
+        "deepEqual" => f!([Any, Any], None, |_, a| Ok(Value::Bool(
+            a[0].deep_equal(&a[1])
+        ))),
         // Lists and dicts.
         "tuple" | "list" => f!([], V_ANY, |_, a| Ok(Value::list(a))),
         "dict" => f!([], V_ANY, l::dict),
@@ -280,13 +319,19 @@ fn sprig_func(name: &str) -> Option<Func> {
         // Regular expressions.
         "regexMatch" => f!([Str, Str], None, super::sprig_regex::regex_match),
         "mustRegexMatch" => f!([Str, Str], None, super::sprig_regex::must_regex_match),
-        "regexFindAll" | "mustRegexFindAll" => f!([Str, Str, Int], None, super::sprig_regex::find_all),
+        "regexFindAll" | "mustRegexFindAll" => {
+            f!([Str, Str, Int], None, super::sprig_regex::find_all)
+        }
         "regexFind" | "mustRegexFind" => f!([Str, Str], None, super::sprig_regex::find),
         "regexReplaceAll" | "mustRegexReplaceAll" => {
             f!([Str, Str, Str], None, super::sprig_regex::replace_all)
         }
         "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral" => {
-            f!([Str, Str, Str], None, super::sprig_regex::replace_all_literal)
+            f!(
+                [Str, Str, Str],
+                None,
+                super::sprig_regex::replace_all_literal
+            )
         }
         "regexSplit" | "mustRegexSplit" => f!([Str, Str, Int], None, super::sprig_regex::split),
         "regexQuoteMeta" => f!([Str], None, super::sprig_regex::quote_meta),
@@ -297,11 +342,21 @@ fn sprig_func(name: &str) -> Option<Func> {
 fn json_func(name: &str) -> Option<Func> {
     use super::json;
     Some(match name {
-        "toJson" => f!([Any], None, |l, a| Ok(Value::string(json::marshal(&a[0], false, false, l)?.unwrap_or_default()))),
-        "mustToJson" => f!([Any], None, |l, a| json::must(json::marshal(&a[0], false, false, l)?)),
-        "toRawJson" | "mustToRawJson" => f!([Any], None, |l, a| json::must(json::marshal(&a[0], true, false, l)?)),
-        "toPrettyJson" => f!([Any], None, |l, a| Ok(Value::string(json::marshal(&a[0], false, true, l)?.unwrap_or_default()))),
-        "mustToPrettyJson" => f!([Any], None, |l, a| json::must(json::marshal(&a[0], false, true, l)?)),
+        "toJson" => f!([Any], None, |l, a| Ok(Value::string(
+            json::marshal(&a[0], false, false, l)?.unwrap_or_default()
+        ))),
+        "mustToJson" => f!([Any], None, |l, a| json::must(json::marshal(
+            &a[0], false, false, l
+        )?)),
+        "toRawJson" | "mustToRawJson" => f!([Any], None, |l, a| json::must(json::marshal(
+            &a[0], true, false, l
+        )?)),
+        "toPrettyJson" => f!([Any], None, |l, a| Ok(Value::string(
+            json::marshal(&a[0], false, true, l)?.unwrap_or_default()
+        ))),
+        "mustToPrettyJson" => f!([Any], None, |l, a| json::must(json::marshal(
+            &a[0], false, true, l
+        )?)),
         _ => return None,
     })
 }

@@ -20,7 +20,12 @@ struct Enc<'l> {
 }
 
 /// Ok(Ok(json)), Ok(Err(Go's json error)), or Err for a limit.
-pub(crate) fn marshal(v: &Value, raw: bool, pretty: bool, lim: &Limits) -> Result<Result<String, String>, Fail> {
+pub(crate) fn marshal(
+    v: &Value,
+    raw: bool,
+    pretty: bool,
+    lim: &Limits,
+) -> Result<Result<String, String>, Fail> {
     let mut e = Enc {
         out: String::new(),
         raw,
@@ -78,7 +83,11 @@ impl Enc<'_> {
             Value::Uint8(u) => self.out.push_str(&u.to_string()),
             Value::Float(f) => {
                 if !f.is_finite() {
-                    let t = if f.is_nan() { "NaN".to_string() } else { format_float(*f, 'g', -1) };
+                    let t = if f.is_nan() {
+                        "NaN".to_string()
+                    } else {
+                        format_float(*f, 'g', -1)
+                    };
                     return Err(Err::Go(format!("json: unsupported value: {t}")));
                 }
                 let a = f.abs();
@@ -102,7 +111,9 @@ impl Enc<'_> {
                 }
                 let key = std::rc::Rc::as_ptr(l) as usize;
                 if !self.seen.insert(key) {
-                    return Err(Err::Go("json: unsupported value: encountered a cycle".into()));
+                    return Err(Err::Go(
+                        "json: unsupported value: encountered a cycle".into(),
+                    ));
                 }
                 let items = l.items.borrow().clone();
                 self.out.push('[');
@@ -126,10 +137,16 @@ impl Enc<'_> {
                 }
                 let key = std::rc::Rc::as_ptr(m) as usize;
                 if !self.seen.insert(key) {
-                    return Err(Err::Go("json: unsupported value: encountered a cycle".into()));
+                    return Err(Err::Go(
+                        "json: unsupported value: encountered a cycle".into(),
+                    ));
                 }
-                let entries: Vec<(String, Value)> =
-                    m.entries.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let entries: Vec<(String, Value)> = m
+                    .entries
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 self.out.push('{');
                 for (i, (k, x)) in entries.iter().enumerate() {
                     if i > 0 {

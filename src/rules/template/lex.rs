@@ -293,7 +293,11 @@ impl<'a> Lexer<'a> {
                 }
                 self.lex_field_or_variable(ItemType::Variable)
             }
-            State::Char => self.lex_quoted('\'', ItemType::CharConstant, "unterminated character constant"),
+            State::Char => self.lex_quoted(
+                '\'',
+                ItemType::CharConstant,
+                "unterminated character constant",
+            ),
             State::Number => self.lex_number(),
             State::Quote => self.lex_quoted('"', ItemType::String, "unterminated quoted string"),
             State::RawQuote => {

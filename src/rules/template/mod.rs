@@ -36,7 +36,9 @@ mod value;
 #[cfg(test)]
 mod tests;
 
-pub use value::{matched_element, matched_element_type, matched_features, Kind, List, Map, Type, Value};
+pub use value::{
+    matched_element, matched_element_type, matched_features, Kind, List, Map, Type, Value,
+};
 
 /// NFD's `MaxTemplateSize`: bytes, and exactly this many is allowed.
 pub const MAX_TEMPLATE_SIZE: usize = 64 * 1024;
@@ -186,8 +188,13 @@ impl Template {
 
 /// NFD's `executeTemplate` + `ExpandMap`: parse, execute, and read `key=value` lines in
 /// output order (a later duplicate replaces the earlier value in place of being appended).
-pub fn expand_vars(source: &str, data: &Value, limits: &Limits) -> Result<Vec<(String, String)>, TemplateError> {
-    let t = Template::parse_with(source, limits).map_err(|e| TemplateError::FailedParse(Box::new(e)))?;
+pub fn expand_vars(
+    source: &str,
+    data: &Value,
+    limits: &Limits,
+) -> Result<Vec<(String, String)>, TemplateError> {
+    let t = Template::parse_with(source, limits)
+        .map_err(|e| TemplateError::FailedParse(Box::new(e)))?;
     let out = t
         .execute(data, limits)
         .map_err(|e| TemplateError::FailedExpand(Box::new(e)))?;

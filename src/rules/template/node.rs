@@ -7,14 +7,28 @@ use std::fmt::{self, Display, Formatter};
 
 #[derive(Debug)]
 pub(crate) enum Node {
-    Text { pos: usize, text: String },
-    Action { pos: usize, pipe: Pipe },
+    Text {
+        pos: usize,
+        text: String,
+    },
+    Action {
+        pos: usize,
+        pipe: Pipe,
+    },
     If(Branch),
     Range(Branch),
     With(Branch),
-    Template { pos: usize, name: String, pipe: Option<Pipe> },
-    Break { pos: usize },
-    Continue { pos: usize },
+    Template {
+        pos: usize,
+        name: String,
+        pipe: Option<Pipe>,
+    },
+    Break {
+        pos: usize,
+    },
+    Continue {
+        pos: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -59,15 +73,36 @@ pub(crate) struct Number {
 
 #[derive(Debug)]
 pub(crate) enum Arg {
-    Field { pos: usize, ident: Vec<String> },
+    Field {
+        pos: usize,
+        ident: Vec<String>,
+    },
     Variable(Var),
-    Chain { pos: usize, node: Box<Arg>, field: Vec<String> },
-    Identifier { pos: usize, name: String },
-    Dot { pos: usize },
-    Nil { pos: usize },
-    Bool { pos: usize, val: bool },
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        field: Vec<String>,
+    },
+    Identifier {
+        pos: usize,
+        name: String,
+    },
+    Dot {
+        pos: usize,
+    },
+    Nil {
+        pos: usize,
+    },
+    Bool {
+        pos: usize,
+        val: bool,
+    },
     Number(Box<Number>),
-    Str { pos: usize, quoted: String, text: String },
+    Str {
+        pos: usize,
+        quoted: String,
+        text: String,
+    },
     Pipe(Box<Pipe>),
 }
 

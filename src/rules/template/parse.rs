@@ -74,7 +74,9 @@ pub(crate) fn parse(text: &str, limits: &Limits) -> P<TreeSet> {
 /// `IsEmptyTree`: only whitespace text.
 fn is_empty_tree(nodes: &[Node]) -> bool {
     nodes.iter().all(|n| match n {
-        Node::Text { text, .. } => text.trim_matches(|c: char| c.is_ascii_whitespace()).is_empty(),
+        Node::Text { text, .. } => text
+            .trim_matches(|c: char| c.is_ascii_whitespace())
+            .is_empty(),
         _ => false,
     })
 }
@@ -272,7 +274,11 @@ impl<'a> Parser<'a> {
         match t.typ {
             T::Block => return self.block_control(),
             T::Break | T::Continue => {
-                let word = if t.typ == T::Break { "break" } else { "continue" };
+                let word = if t.typ == T::Break {
+                    "break"
+                } else {
+                    "continue"
+                };
                 let next = self.next_non_space();
                 if next.typ != T::RightDelim {
                     return self.unexpected(&next, &format!("{{{{{word}}}}}"));
@@ -470,9 +476,18 @@ impl<'a> Parser<'a> {
         for (i, c) in pipe.cmds.iter().enumerate().skip(1) {
             if matches!(
                 c.args.first(),
-                Some(Arg::Bool { .. } | Arg::Dot { .. } | Arg::Nil { .. } | Arg::Number(_) | Arg::Str { .. })
+                Some(
+                    Arg::Bool { .. }
+                        | Arg::Dot { .. }
+                        | Arg::Nil { .. }
+                        | Arg::Number(_)
+                        | Arg::Str { .. }
+                )
             ) {
-                return self.errorf(format!("non executable command in pipeline stage {}", i + 1));
+                return self.errorf(format!(
+                    "non executable command in pipeline stage {}",
+                    i + 1
+                ));
             }
         }
         Ok(())
@@ -523,10 +538,20 @@ impl<'a> Parser<'a> {
             }
             Arg::Variable(mut v) => {
                 v.ident.extend(field);
-                Arg::Variable(Var { pos, ident: v.ident })
+                Arg::Variable(Var {
+                    pos,
+                    ident: v.ident,
+                })
             }
-            n @ (Arg::Bool { .. } | Arg::Str { .. } | Arg::Number(_) | Arg::Nil { .. } | Arg::Dot { .. }) => {
-                return self.errorf(format!("unexpected . after term {}", uni::quote(&n.to_string())))
+            n @ (Arg::Bool { .. }
+            | Arg::Str { .. }
+            | Arg::Number(_)
+            | Arg::Nil { .. }
+            | Arg::Dot { .. }) => {
+                return self.errorf(format!(
+                    "unexpected . after term {}",
+                    uni::quote(&n.to_string())
+                ))
             }
             n => Arg::Chain {
                 pos,
@@ -550,10 +575,10 @@ impl<'a> Parser<'a> {
                         return Err(TemplateError::Unsupported {
                             name: t.val.clone(),
                             message: format!(
-                                "template: :{}: function {} is not supported by image-compat ({why})",
-                                self.token[0].line,
-                                uni::quote(&t.val)
-                            ),
+                            "template: :{}: function {} is not supported by image-compat ({why})",
+                            self.token[0].line,
+                            uni::quote(&t.val)
+                        ),
                         })
                     }
                 }
@@ -697,7 +722,11 @@ fn parse_go_float(s: &str) -> Option<f64> {
     }
     let t: String = s.chars().filter(|&c| c != '_').collect();
     let body = t.trim_start_matches(['+', '-']);
-    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     t.parse::<f64>().ok().filter(|f| f.is_finite())
@@ -715,7 +744,8 @@ fn new_number(pos: usize, text: &str, typ: T) -> Result<Number, NumErr> {
     };
     if typ == T::CharConstant {
         let inner = &text[1..];
-        let (bytes, tail) = uni::unquote_char(inner, '\'').ok_or(NumErr::Go("invalid syntax".into()))?;
+        let (bytes, tail) =
+            uni::unquote_char(inner, '\'').ok_or(NumErr::Go("invalid syntax".into()))?;
         if tail != "'" {
             return Err(NumErr::Go(format!("malformed character constant: {text}")));
         }
@@ -751,7 +781,10 @@ fn new_number(pos: usize, text: &str, typ: T) -> Result<Number, NumErr> {
     }
     if let Some(f) = parse_go_float(text) {
         if !text.contains(['.', 'e', 'E', 'p', 'P']) {
-            return Err(NumErr::Go(format!("integer overflow: {}", uni::quote(text))));
+            return Err(NumErr::Go(format!(
+                "integer overflow: {}",
+                uni::quote(text)
+            )));
         }
         n.is_float = true;
         n.float64 = f;
@@ -764,5 +797,8 @@ fn new_number(pos: usize, text: &str, typ: T) -> Result<Number, NumErr> {
         }
         return Ok(n);
     }
-    Err(NumErr::Go(format!("illegal number syntax: {}", uni::quote(text))))
+    Err(NumErr::Go(format!(
+        "illegal number syntax: {}",
+        uni::quote(text)
+    )))
 }

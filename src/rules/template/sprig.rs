@@ -27,7 +27,10 @@ pub(crate) fn check_len(lim: &Limits, bytes: u128) -> Result<(), Fail> {
     if bytes > lim.max_string_bytes as u128 {
         return Err(Fail::Limit(
             LimitKind::StringBytes,
-            format!("a string of {bytes} bytes is longer than {}", lim.max_string_bytes),
+            format!(
+                "a string of {bytes} bytes is longer than {}",
+                lim.max_string_bytes
+            ),
         ));
     }
     Ok(())
@@ -74,7 +77,11 @@ pub(crate) fn trim(_: &Limits, a: Vec<Value>) -> R {
 fn map_case(st: &str, upper: bool) -> String {
     st.chars()
         .map(|c| {
-            let mut m: Vec<char> = if upper { c.to_uppercase().collect() } else { c.to_lowercase().collect() };
+            let mut m: Vec<char> = if upper {
+                c.to_uppercase().collect()
+            } else {
+                c.to_lowercase().collect()
+            };
             if m.len() == 1 {
                 m.pop().unwrap_or(c)
             } else {
@@ -107,7 +114,11 @@ pub(crate) fn title(_: &Limits, a: Vec<Value>) -> R {
     let out: String = s(&a[0])
         .chars()
         .map(|c| {
-            let r = if is_sep(prev) { map_case(&c.to_string(), true) } else { c.to_string() };
+            let r = if is_sep(prev) {
+                map_case(&c.to_string(), true)
+            } else {
+                c.to_string()
+            };
             prev = c;
             r
         })
@@ -121,7 +132,11 @@ pub(crate) fn untitle(_: &Limits, a: Vec<Value>) -> R {
     let out: String = s(&a[0])
         .chars()
         .map(|c| {
-            let r = if prev_space { map_case(&c.to_string(), false) } else { c.to_string() };
+            let r = if prev_space {
+                map_case(&c.to_string(), false)
+            } else {
+                c.to_string()
+            };
             prev_space = super::uni::is_space(c);
             r
         })
@@ -133,9 +148,13 @@ fn slice_panic(a: i64, b: i64, cap: i64) -> Fail {
     if b < 0 {
         Fail::go(format!("runtime error: slice bounds out of range [:{b}]"))
     } else if b > cap {
-        Fail::go(format!("runtime error: slice bounds out of range [:{b}] with length {cap}"))
+        Fail::go(format!(
+            "runtime error: slice bounds out of range [:{b}] with length {cap}"
+        ))
     } else {
-        Fail::go(format!("runtime error: slice bounds out of range [{a}:{b}]"))
+        Fail::go(format!(
+            "runtime error: slice bounds out of range [{a}:{b}]"
+        ))
     }
 }
 
@@ -181,7 +200,12 @@ pub(crate) fn trim_prefix(_: &Limits, a: Vec<Value>) -> R {
 
 /// goutils `DeleteWhiteSpace`: drops every `unicode.IsSpace` rune.
 pub(crate) fn nospace(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::string(s(&a[0]).chars().filter(|c| !super::uni::is_space(*c)).collect()))
+    Ok(Value::string(
+        s(&a[0])
+            .chars()
+            .filter(|c| !super::uni::is_space(*c))
+            .collect(),
+    ))
 }
 
 pub(crate) fn contains(_: &Limits, a: Vec<Value>) -> R {
@@ -225,7 +249,10 @@ pub(crate) fn quote(lim: &Limits, a: Vec<Value>) -> R {
 pub(crate) fn squote(lim: &Limits, a: Vec<Value>) -> R {
     let mut out = Vec::new();
     for v in a.iter().filter(not_nil) {
-        out.push(format!("'{}'", sprintf("%v", std::slice::from_ref(v), lim)?));
+        out.push(format!(
+            "'{}'",
+            sprintf("%v", std::slice::from_ref(v), lim)?
+        ));
     }
     Ok(Value::string(out.join(" ")))
 }
@@ -241,7 +268,10 @@ pub(crate) fn indent(lim: &Limits, a: Vec<Value>) -> R {
     let lines = st.matches('\n').count() as u128 + 1;
     check_len(lim, st.len() as u128 + n * lines)?;
     let pad = " ".repeat(n as usize);
-    Ok(Value::string(format!("{pad}{}", st.replace('\n', &format!("\n{pad}")))))
+    Ok(Value::string(format!(
+        "{pad}{}",
+        st.replace('\n', &format!("\n{pad}"))
+    )))
 }
 
 pub(crate) fn nindent(lim: &Limits, a: Vec<Value>) -> R {
@@ -251,7 +281,11 @@ pub(crate) fn nindent(lim: &Limits, a: Vec<Value>) -> R {
 
 pub(crate) fn replace(lim: &Limits, a: Vec<Value>) -> R {
     let (old, new, src) = (s(&a[0]), s(&a[1]), s(&a[2]));
-    let n = if old.is_empty() { src.chars().count() + 1 } else { src.matches(old).count() } as u128;
+    let n = if old.is_empty() {
+        src.chars().count() + 1
+    } else {
+        src.matches(old).count()
+    } as u128;
     check_len(lim, src.len() as u128 + n * new.len() as u128)?;
     if old.is_empty() {
         // Go inserts `new` before every rune and at the end.
@@ -266,11 +300,17 @@ pub(crate) fn replace(lim: &Limits, a: Vec<Value>) -> R {
 }
 
 pub(crate) fn plural(_: &Limits, a: Vec<Value>) -> R {
-    Ok(if i(&a[2]) == 1 { a[0].clone() } else { a[1].clone() })
+    Ok(if i(&a[2]) == 1 {
+        a[0].clone()
+    } else {
+        a[1].clone()
+    })
 }
 
 pub(crate) fn b64enc(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::string(base64::engine::general_purpose::STANDARD.encode(s(&a[0]))))
+    Ok(Value::string(
+        base64::engine::general_purpose::STANDARD.encode(s(&a[0])),
+    ))
 }
 
 pub(crate) fn b64dec(_: &Limits, a: Vec<Value>) -> R {
@@ -278,17 +318,25 @@ pub(crate) fn b64dec(_: &Limits, a: Vec<Value>) -> R {
     match base64::engine::general_purpose::STANDARD.decode(st) {
         Ok(b) => match String::from_utf8(b) {
             Ok(t) => Ok(Value::string(t)),
-            Err(_) => Err(Fail::Unsupported("b64dec produced bytes that are not UTF-8, which image-compat cannot represent".into())),
+            Err(_) => Err(Fail::Unsupported(
+                "b64dec produced bytes that are not UTF-8, which image-compat cannot represent"
+                    .into(),
+            )),
         },
         // Sprig returns Go's error text as the result; base64's position may differ.
-        Err(_) => Ok(Value::string(format!("illegal base64 data at input byte {}", bad_b64_offset(st)))),
+        Err(_) => Ok(Value::string(format!(
+            "illegal base64 data at input byte {}",
+            bad_b64_offset(st)
+        ))),
     }
 }
 
 fn bad_b64_offset(s: &str) -> usize {
     let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
     let body = s.trim_end_matches('=');
-    body.bytes().position(|b| !ok(b)).unwrap_or(body.len().min(s.len().saturating_sub(1)))
+    body.bytes()
+        .position(|b| !ok(b))
+        .unwrap_or(body.len().min(s.len().saturating_sub(1)))
 }
 
 const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -325,7 +373,9 @@ pub(crate) fn b32dec(_: &Limits, a: Vec<Value>) -> R {
     let mut out = Vec::new();
     for (idx, c) in st.trim_end_matches('=').bytes().enumerate() {
         let Some(v) = B32.iter().position(|b| *b == c) else {
-            return Ok(Value::string(format!("illegal base32 data at input byte {idx}")));
+            return Ok(Value::string(format!(
+                "illegal base32 data at input byte {idx}"
+            )));
         };
         bits = (bits << 5) | v as u64;
         n += 5;
@@ -336,7 +386,9 @@ pub(crate) fn b32dec(_: &Limits, a: Vec<Value>) -> R {
     }
     match String::from_utf8(out) {
         Ok(t) => Ok(Value::string(t)),
-        Err(_) => Err(Fail::Unsupported("b32dec produced bytes that are not UTF-8, which image-compat cannot represent".into())),
+        Err(_) => Err(Fail::Unsupported(
+            "b32dec produced bytes that are not UTF-8, which image-compat cannot represent".into(),
+        )),
     }
 }
 
@@ -366,7 +418,10 @@ fn parse_int(st: &str, base: u32) -> Option<i64> {
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
-    if base == 0 && body.contains('_') && (body.starts_with('_') || body.ends_with('_') || body.contains("__")) {
+    if base == 0
+        && body.contains('_')
+        && (body.starts_with('_') || body.ends_with('_') || body.contains("__"))
+    {
         return None;
     }
     let v = i128::from_str_radix(&digits, radix).ok()?;
@@ -416,7 +471,11 @@ fn parse_float(st: &str) -> Option<f64> {
             _ => f64::INFINITY,
         });
     }
-    if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit() || b"._e+-".contains(&b)) {
+    if !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"._e+-".contains(&b))
+    {
         return st.replace('_', "").parse::<f64>().ok();
     }
     parse_int(st, 0).map(|i| i as f64)
@@ -438,7 +497,11 @@ pub(crate) fn atoi(_: &Limits, a: Vec<Value>) -> R {
     let st = s(&a[0]);
     let body = st.strip_prefix(['+', '-']).unwrap_or(st);
     let ok = !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit());
-    Ok(Value::Int(if ok { st.parse::<i64>().unwrap_or(0) } else { 0 }))
+    Ok(Value::Int(if ok {
+        st.parse::<i64>().unwrap_or(0)
+    } else {
+        0
+    }))
 }
 
 pub(crate) fn to_decimal(lim: &Limits, a: Vec<Value>) -> R {
@@ -470,7 +533,10 @@ fn until_step_vec(lim: &Limits, start: i64, stop: i64, step: i64) -> Result<Vec<
 }
 
 fn ints(v: Vec<i64>) -> Value {
-    Value::typed_list(super::value::Type::slice(super::value::Type::Int), v.into_iter().map(Value::Int).collect())
+    Value::typed_list(
+        super::value::Type::slice(super::value::Type::Int),
+        v.into_iter().map(Value::Int).collect(),
+    )
 }
 
 pub(crate) fn until(lim: &Limits, a: Vec<Value>) -> R {
@@ -513,12 +579,18 @@ pub(crate) fn seq(lim: &Limits, a: Vec<Value>) -> R {
 }
 
 pub(crate) fn add(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::Int64(a.iter().fold(0i64, |acc, v| acc.wrapping_add(to_int64(v)))))
+    Ok(Value::Int64(
+        a.iter().fold(0i64, |acc, v| acc.wrapping_add(to_int64(v))),
+    ))
 }
 
 pub(crate) fn mul(_: &Limits, a: Vec<Value>) -> R {
     let first = to_int64(&a[0]);
-    Ok(Value::Int64(a[1..].iter().fold(first, |acc, v| acc.wrapping_mul(to_int64(v)))))
+    Ok(Value::Int64(
+        a[1..]
+            .iter()
+            .fold(first, |acc, v| acc.wrapping_mul(to_int64(v))),
+    ))
 }
 
 pub(crate) fn div(_: &Limits, a: Vec<Value>) -> R {
@@ -538,11 +610,15 @@ pub(crate) fn modulo(_: &Limits, a: Vec<Value>) -> R {
 }
 
 pub(crate) fn max(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::Int64(a.iter().map(to_int64).fold(to_int64(&a[0]), i64::max)))
+    Ok(Value::Int64(
+        a.iter().map(to_int64).fold(to_int64(&a[0]), i64::max),
+    ))
 }
 
 pub(crate) fn min(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::Int64(a.iter().map(to_int64).fold(to_int64(&a[0]), i64::min)))
+    Ok(Value::Int64(
+        a.iter().map(to_int64).fold(to_int64(&a[0]), i64::min),
+    ))
 }
 
 /// Go's `math.Max`: NaN wins, +0 beats -0.
@@ -567,11 +643,21 @@ fn go_min(x: f64, y: f64) -> f64 {
 }
 
 pub(crate) fn maxf(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::Float(a[1..].iter().map(to_float64).fold(to_float64(&a[0]), go_max)))
+    Ok(Value::Float(
+        a[1..]
+            .iter()
+            .map(to_float64)
+            .fold(to_float64(&a[0]), go_max),
+    ))
 }
 
 pub(crate) fn minf(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::Float(a[1..].iter().map(to_float64).fold(to_float64(&a[0]), go_min)))
+    Ok(Value::Float(
+        a[1..]
+            .iter()
+            .map(to_float64)
+            .fold(to_float64(&a[0]), go_min),
+    ))
 }
 
 pub(crate) fn round(_: &Limits, a: Vec<Value>) -> R {
@@ -580,13 +666,20 @@ pub(crate) fn round(_: &Limits, a: Vec<Value>) -> R {
     let pow = 10f64.powf(i(&a[1]) as f64);
     let digit = pow * val;
     let frac = digit - digit.trunc();
-    let r = if frac >= round_on { digit.ceil() } else { digit.floor() };
+    let r = if frac >= round_on {
+        digit.ceil()
+    } else {
+        digit.floor()
+    };
     Ok(Value::Float(r / pow))
 }
 
 fn split_map(parts: Vec<&str>) -> Value {
-    let entries: BTreeMap<String, Value> =
-        parts.into_iter().enumerate().map(|(k, p)| (format!("_{k}"), Value::str(p))).collect();
+    let entries: BTreeMap<String, Value> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| (format!("_{k}"), Value::str(p)))
+        .collect();
     Value::typed_map(super::value::Type::map(super::value::Type::String), entries)
 }
 
@@ -595,7 +688,11 @@ fn go_split<'a>(lim: &Limits, orig: &'a str, sep: &str, n: i64) -> Result<Vec<&'
     if n == 0 {
         return Ok(Vec::new());
     }
-    let count = if sep.is_empty() { orig.chars().count() } else { orig.matches(sep).count() + 1 };
+    let count = if sep.is_empty() {
+        orig.chars().count()
+    } else {
+        orig.matches(sep).count() + 1
+    };
     let count = if n > 0 { count.min(n as usize) } else { count };
     check_items(lim, count as u128)?;
     if sep.is_empty() {
@@ -612,7 +709,11 @@ fn go_split<'a>(lim: &Limits, orig: &'a str, sep: &str, n: i64) -> Result<Vec<&'
         }
         return Ok(out);
     }
-    Ok(if n > 0 { orig.splitn(n as usize, sep).collect() } else { orig.split(sep).collect() })
+    Ok(if n > 0 {
+        orig.splitn(n as usize, sep).collect()
+    } else {
+        orig.split(sep).collect()
+    })
 }
 
 pub(crate) fn split(lim: &Limits, a: Vec<Value>) -> R {
@@ -625,7 +726,9 @@ pub(crate) fn splitn(lim: &Limits, a: Vec<Value>) -> R {
 
 pub(crate) fn split_list(lim: &Limits, a: Vec<Value>) -> R {
     let parts = go_split(lim, s(&a[1]), s(&a[0]), -1)?;
-    Ok(Value::strings(parts.into_iter().map(String::from).collect()))
+    Ok(Value::strings(
+        parts.into_iter().map(String::from).collect(),
+    ))
 }
 
 /// sprig's `strslice`: []string as is, other slices element-wise (nils dropped), a lone
@@ -657,7 +760,9 @@ pub(crate) fn sort_alpha(lim: &Limits, a: Vec<Value>) -> R {
     match &a[0] {
         Value::List(l) if l.ty.elem() == Some(&super::value::Type::String) => {
             // Go sorts a []string in place and returns it.
-            l.items.borrow_mut().sort_by(|x, y| x.as_str().cmp(&y.as_str()));
+            l.items
+                .borrow_mut()
+                .sort_by(|x, y| x.as_str().cmp(&y.as_str()));
             Ok(a[0].clone())
         }
         Value::List(_) => {
@@ -696,12 +801,16 @@ fn from_serde(v: &serde_json::Value) -> Value {
         serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
         serde_json::Value::String(s) => Value::str(s),
         serde_json::Value::Array(a) => Value::list(a.iter().map(from_serde).collect()),
-        serde_json::Value::Object(o) => Value::dict(o.iter().map(|(k, v)| (k.clone(), from_serde(v))).collect()),
+        serde_json::Value::Object(o) => {
+            Value::dict(o.iter().map(|(k, v)| (k.clone(), from_serde(v))).collect())
+        }
     }
 }
 
 pub(crate) fn from_json(_: &Limits, a: Vec<Value>) -> R {
-    Ok(serde_json::from_str::<serde_json::Value>(s(&a[0])).map(|v| from_serde(&v)).unwrap_or(Value::Nil))
+    Ok(serde_json::from_str::<serde_json::Value>(s(&a[0]))
+        .map(|v| from_serde(&v))
+        .unwrap_or(Value::Nil))
 }
 
 pub(crate) fn must_from_json(_: &Limits, a: Vec<Value>) -> R {

@@ -59,7 +59,9 @@ pub(crate) fn get(_: &Limits, a: Vec<Value>) -> R {
 }
 
 pub(crate) fn set(_: &Limits, a: Vec<Value>) -> R {
-    let Some(m) = dict_of(&a[0]) else { return Ok(a[0].clone()) };
+    let Some(m) = dict_of(&a[0]) else {
+        return Ok(a[0].clone());
+    };
     if m.is_nil {
         return Err(Fail::go("assignment to entry in nil map"));
     }
@@ -70,14 +72,18 @@ pub(crate) fn set(_: &Limits, a: Vec<Value>) -> R {
 
 pub(crate) fn unset(_: &Limits, a: Vec<Value>) -> R {
     if let Some(m) = dict_of(&a[0]) {
-        m.entries.borrow_mut().remove(a[1].as_str().unwrap_or_default());
+        m.entries
+            .borrow_mut()
+            .remove(a[1].as_str().unwrap_or_default());
     }
     Ok(a[0].clone())
 }
 
 pub(crate) fn has_key(_: &Limits, a: Vec<Value>) -> R {
     let key = a[1].as_str().unwrap_or_default();
-    Ok(Value::Bool(dict_of(&a[0]).is_some_and(|m| m.entries.borrow().contains_key(key))))
+    Ok(Value::Bool(
+        dict_of(&a[0]).is_some_and(|m| m.entries.borrow().contains_key(key)),
+    ))
 }
 
 pub(crate) fn pluck(_: &Limits, a: Vec<Value>) -> R {
@@ -129,7 +135,9 @@ pub(crate) fn omit(_: &Limits, a: Vec<Value>) -> R {
 }
 
 pub(crate) fn values(_: &Limits, a: Vec<Value>) -> R {
-    let out = dict_of(&a[0]).map(|m| m.entries.borrow().values().cloned().collect()).unwrap_or_default();
+    let out = dict_of(&a[0])
+        .map(|m| m.entries.borrow().values().cloned().collect())
+        .unwrap_or_default();
     Ok(any_list(out))
 }
 
@@ -159,7 +167,11 @@ pub(crate) fn dig(_: &Limits, a: Vec<Value>) -> R {
             v => {
                 return Err(Fail::go(format!(
                     "interface conversion: interface {{}} is {}, not string",
-                    if matches!(v, Value::Nil | Value::Invalid) { "nil".into() } else { v.type_name() }
+                    if matches!(v, Value::Nil | Value::Invalid) {
+                        "nil".into()
+                    } else {
+                        v.type_name()
+                    }
                 )))
             }
         }
@@ -183,7 +195,12 @@ pub(crate) fn deep_copy(v: &Value) -> Value {
             Value::List(Rc::new(List::new(l.ty.clone(), items, l.is_nil)))
         }
         Value::Map(m) => {
-            let entries = m.entries.borrow().iter().map(|(k, v)| (k.clone(), deep_copy(v))).collect();
+            let entries = m
+                .entries
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), deep_copy(v)))
+                .collect();
             Value::Map(Rc::new(Map::new(m.ty.clone(), entries, m.is_nil)))
         }
         v => v.clone(),
@@ -255,7 +272,9 @@ pub(crate) fn uniq(_: &Limits, a: Vec<Value>) -> R {
 pub(crate) fn without(_: &Limits, a: Vec<Value>) -> R {
     let l = elems(&a[0], |k| format!("Cannot find without on type {k}"))?;
     let omit = &a[1..];
-    Ok(any_list(l.into_iter().filter(|v| !in_list(omit, v)).collect()))
+    Ok(any_list(
+        l.into_iter().filter(|v| !in_list(omit, v)).collect(),
+    ))
 }
 
 pub(crate) fn has(_: &Limits, a: Vec<Value>) -> R {
@@ -268,7 +287,9 @@ pub(crate) fn has(_: &Limits, a: Vec<Value>) -> R {
 
 pub(crate) fn compact(_: &Limits, a: Vec<Value>) -> R {
     let l = elems(&a[0], |k| format!("Cannot compact on type {k}"))?;
-    Ok(any_list(l.into_iter().filter(|v| !super::sprig::empty(v)).collect()))
+    Ok(any_list(
+        l.into_iter().filter(|v| !super::sprig::empty(v)).collect(),
+    ))
 }
 
 pub(crate) fn slice(_: &Limits, a: Vec<Value>) -> R {
@@ -290,7 +311,10 @@ pub(crate) fn slice(_: &Limits, a: Vec<Value>) -> R {
     if start < 0 || end < start || end > l.len() as i64 {
         return Err(Fail::go("reflect.Value.Slice: slice index out of bounds"));
     }
-    Ok(Value::typed_list(ty, l[start as usize..end as usize].to_vec()))
+    Ok(Value::typed_list(
+        ty,
+        l[start as usize..end as usize].to_vec(),
+    ))
 }
 
 pub(crate) fn concat(lim: &Limits, a: Vec<Value>) -> R {
@@ -299,7 +323,12 @@ pub(crate) fn concat(lim: &Limits, a: Vec<Value>) -> R {
         match v {
             Value::List(l) => out.extend(l.items.borrow().iter().cloned()),
             Value::Nil | Value::Invalid => return Err(Fail::go(NIL_DEREF)),
-            v => return Err(Fail::go(format!("Cannot concat type {} as list", v.kind().name()))),
+            v => {
+                return Err(Fail::go(format!(
+                    "Cannot concat type {} as list",
+                    v.kind().name()
+                )))
+            }
         }
         check_items(lim, out.len() as u128)?;
     }
@@ -316,12 +345,21 @@ pub(crate) fn chunk(lim: &Limits, a: Vec<Value>) -> R {
     };
     let l = elems(&a[1], |k| format!("Cannot chunk type {k}"))?;
     if l.is_empty() {
-        return Ok(Value::typed_list(Type::slice(Type::slice(Type::Any)), Vec::new()));
+        return Ok(Value::typed_list(
+            Type::slice(Type::slice(Type::Any)),
+            Vec::new(),
+        ));
     }
     if size <= 0 {
         return Err(Fail::go("runtime error: makeslice: len out of range"));
     }
     check_items(lim, l.len() as u128)?;
-    let chunks = l.chunks(size as usize).map(|c| any_list(c.to_vec())).collect();
-    Ok(Value::typed_list(Type::slice(Type::slice(Type::Any)), chunks))
+    let chunks = l
+        .chunks(size as usize)
+        .map(|c| any_list(c.to_vec()))
+        .collect();
+    Ok(Value::typed_list(
+        Type::slice(Type::slice(Type::Any)),
+        chunks,
+    ))
 }

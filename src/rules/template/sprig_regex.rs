@@ -97,15 +97,28 @@ fn translate(p: &str) -> String {
 fn compile(p: &str) -> Result<Regex, String> {
     Regex::new(&translate(p)).map_err(|e| {
         let msg = e.to_string();
-        let last = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        format!("error parsing regexp: {}", last.trim_start_matches("error: "))
+        let last = msg
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        format!(
+            "error parsing regexp: {}",
+            last.trim_start_matches("error: ")
+        )
     })
 }
 
 /// `regexp.MustCompile`'s panic text.
 fn must_compile(p: &str) -> Result<Regex, Fail> {
     compile(p).map_err(|e| {
-        let q = if p.contains('`') { uni::quote(p) } else { format!("`{p}`") };
+        let q = if p.contains('`') {
+            uni::quote(p)
+        } else {
+            format!("`{p}`")
+        };
         Fail::go(format!("regexp: Compile({q}): {e}"))
     })
 }
@@ -127,7 +140,9 @@ fn all_matches(re: &Regex, text: &str, n: i64) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let (mut pos, mut prev_end) = (0usize, None::<usize>);
     while out.len() < limit && pos <= text.len() {
-        let Some(m) = re.find_at(text, pos) else { break };
+        let Some(m) = re.find_at(text, pos) else {
+            break;
+        };
         let mut accept = true;
         if m.end() == pos {
             if Some(m.start()) == prev_end {
@@ -146,7 +161,9 @@ fn all_matches(re: &Regex, text: &str, n: i64) -> Vec<(usize, usize)> {
 }
 
 pub(crate) fn regex_match(_: &Limits, a: Vec<Value>) -> R {
-    Ok(Value::Bool(compile(s(&a[0])).is_ok_and(|re| re.is_match(s(&a[1])))))
+    Ok(Value::Bool(
+        compile(s(&a[0])).is_ok_and(|re| re.is_match(s(&a[1]))),
+    ))
 }
 
 pub(crate) fn must_regex_match(_: &Limits, a: Vec<Value>) -> R {
@@ -159,7 +176,9 @@ pub(crate) fn find_all(lim: &Limits, a: Vec<Value>) -> R {
     let text = s(&a[1]);
     let ms = all_matches(&re, text, n(&a[2]));
     check_items(lim, ms.len() as u128)?;
-    Ok(Value::strings(ms.iter().map(|&(x, y)| text[x..y].to_string()).collect()))
+    Ok(Value::strings(
+        ms.iter().map(|&(x, y)| text[x..y].to_string()).collect(),
+    ))
 }
 
 pub(crate) fn find(_: &Limits, a: Vec<Value>) -> R {
@@ -191,14 +210,20 @@ fn expand(re: &Regex, template: &str, text: &str, caps: &regex::Captures, dst: &
         }
         let name = &body[..len];
         t = &body[len + usize::from(brace)..];
-        let num = if name.bytes().all(|b| b.is_ascii_digit()) && !(name.starts_with('0') && name.len() > 1) && name.len() < 9 {
+        let num = if name.bytes().all(|b| b.is_ascii_digit())
+            && !(name.starts_with('0') && name.len() > 1)
+            && name.len() < 9
+        {
             name.parse::<usize>().ok()
         } else {
             None
         };
         let m = match num {
             Some(k) => caps.get(k),
-            None => re.capture_names().position(|c| c == Some(name)).and_then(|k| caps.get(k)),
+            None => re
+                .capture_names()
+                .position(|c| c == Some(name))
+                .and_then(|k| caps.get(k)),
         };
         if let Some(m) = m {
             dst.push_str(&text[m.start()..m.end()]);
@@ -212,8 +237,13 @@ fn replace_loop(lim: &Limits, re: &Regex, src: &str, literal: Option<&str>, temp
     let mut buf = String::new();
     let (mut last, mut search) = (0usize, 0usize);
     while search <= src.len() {
-        let Some(caps) = re.captures_at(src, search) else { break };
-        let m = caps.get(0).map(|m| (m.start(), m.end())).unwrap_or((search, search));
+        let Some(caps) = re.captures_at(src, search) else {
+            break;
+        };
+        let m = caps
+            .get(0)
+            .map(|m| (m.start(), m.end()))
+            .unwrap_or((search, search));
         buf.push_str(&src[last..m.0]);
         if m.1 > last || m.0 == 0 {
             match literal {

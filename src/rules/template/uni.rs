@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 fn class(cell: &'static OnceLock<Regex>, pattern: &str, c: char) -> bool {
-    let re = cell.get_or_init(|| Regex::new(pattern).expect("a fixed Unicode class pattern compiles"));
+    let re =
+        cell.get_or_init(|| Regex::new(pattern).expect("a fixed Unicode class pattern compiles"));
     let mut buf = [0u8; 4];
     re.is_match(c.encode_utf8(&mut buf))
 }
@@ -144,7 +145,10 @@ pub fn unquote_char(s: &str, q: char) -> Option<(Vec<u8>, &str)> {
             return None;
         }
         let mut buf = [0u8; 4];
-        return Some((c.encode_utf8(&mut buf).as_bytes().to_vec(), &s[c.len_utf8()..]));
+        return Some((
+            c.encode_utf8(&mut buf).as_bytes().to_vec(),
+            &s[c.len_utf8()..],
+        ));
     }
     let rest = &s[1..];
     let e = rest.chars().next()?;

@@ -270,7 +270,9 @@ impl Value {
 
     /// The type's name for messages; `<nil>` when there is no value.
     pub fn type_name(&self) -> String {
-        self.ty().map(|t| t.name()).unwrap_or_else(|| "<nil>".into())
+        self.ty()
+            .map(|t| t.name())
+            .unwrap_or_else(|| "<nil>".into())
     }
 
     /// Go's `indirectInterface`: a nil interface is no value.
@@ -295,7 +297,8 @@ impl Value {
         }
     }
 
-    /// Length of a string (bytes), slice or map.
+    /// Length of a string (bytes), slice or map; None for other kinds.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> Option<usize> {
         match self {
             Value::Str(s) => Some(s.len()),
@@ -342,7 +345,9 @@ impl Value {
                 }
                 let (x, y) = (a.entries.borrow(), b.entries.borrow());
                 x.len() == y.len()
-                    && x.iter().zip(y.iter()).all(|((k1, v1), (k2, v2))| k1 == k2 && v1.deep_equal(v2))
+                    && x.iter()
+                        .zip(y.iter())
+                        .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.deep_equal(v2))
             }
             _ => false,
         }
@@ -381,8 +386,14 @@ pub fn matched_element(attrs: &BTreeMap<String, String>) -> Value {
 /// An empty element list stands for NFD's nil slice (nothing was appended).
 pub fn matched_features(domains: &BTreeMap<String, BTreeMap<String, Vec<Value>>>) -> Value {
     let elems_ty = Type::slice(matched_element_type());
-    let domain_ty = Type::named("nodefeaturerule.domainMatchedFeatures", Type::map(elems_ty.clone()));
-    let top_ty = Type::named("nodefeaturerule.matchedFeatures", Type::map(domain_ty.clone()));
+    let domain_ty = Type::named(
+        "nodefeaturerule.domainMatchedFeatures",
+        Type::map(elems_ty.clone()),
+    );
+    let top_ty = Type::named(
+        "nodefeaturerule.matchedFeatures",
+        Type::map(domain_ty.clone()),
+    );
     let top = domains
         .iter()
         .map(|(dom, feats)| {
