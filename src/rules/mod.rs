@@ -4,6 +4,7 @@
 pub mod expr;
 pub mod matcher;
 pub mod report;
+pub mod template;
 
 use crate::features::Features;
 use crate::spec::{GroupRule, Spec};
