@@ -5,11 +5,13 @@
 //! element names, value formats and presence rules. One module per NFD source; where the
 //! files are read from is [`HostRoots`]. Nothing here fails: a source or file that cannot be
 //! read leaves its features out (or empty, where NFD always creates them) and is logged.
+//! [`labels`] computes the node labels NFD would publish from those features.
 
 mod cpu;
 pub mod file;
 pub mod host;
 mod kernel;
+pub mod labels;
 mod local;
 mod memory;
 pub mod model;
