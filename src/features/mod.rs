@@ -5,8 +5,10 @@
 //! element names, value formats and presence rules. One module per NFD source; where the
 //! files are read from is [`HostRoots`]. Nothing here fails: a source or file that cannot be
 //! read leaves its features out (or empty, where NFD always creates them) and is logged.
-//! [`labels`] computes the node labels NFD would publish from those features.
+//! [`labels`] computes the node labels NFD would publish from those features; [`archspec`]
+//! finds the node's archspec microarchitecture target.
 
+pub mod archspec;
 mod cpu;
 pub mod file;
 pub mod host;
