@@ -5,11 +5,18 @@
 //! element names, value formats and presence rules. One module per NFD source; where the
 //! files are read from is [`HostRoots`]. Nothing here fails: a source or file that cannot be
 //! read leaves its features out (or empty, where NFD always creates them) and is logged.
+//!
+//! One source is ours, not NFD's: `compat` ([`Source::Compat`], module `compat`) adds
+//! `compat.io.archspec`, the node's archspec target ([`archspec`]). [`labels`] computes the
+//! node labels NFD would publish from the NFD sources' features.
 
+pub mod archspec;
+mod compat;
 mod cpu;
 pub mod file;
 pub mod host;
 mod kernel;
+pub mod labels;
 mod local;
 mod memory;
 pub mod model;
@@ -26,6 +33,7 @@ use std::str::FromStr;
 use thiserror::Error;
 use tracing::debug;
 
+pub use compat::ARCHSPEC_FEATURE;
 pub use cpu::record_native as record_native_cpu;
 pub use host::{CpuProbe, HostRoots, FIXTURE_CPU_FILE, HOST_PREFIX_ENV};
 pub use local::FEATURES_DIR;
@@ -33,9 +41,12 @@ pub use model::{
     AttributeFeatureSet, Features, FlagFeatureSet, InstanceFeature, InstanceFeatureSet,
 };
 
-/// An NFD feature source, named as in `--sources` and as the prefix of its feature names.
+/// A feature source, named as in `--sources` and as the prefix of its feature names: NFD's
+/// nine, and `compat`, image-compat's own (see `compat.rs`; NFD has no such source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Source {
+    /// image-compat's own features (`compat.io.archspec`), not an NFD source.
+    Compat,
     Cpu,
     Kernel,
     Local,
@@ -48,8 +59,22 @@ pub enum Source {
 }
 
 impl Source {
-    /// Every source, in NFD's name order.
-    pub const ALL: [Source; 9] = [
+    /// Every source, in name order; all run by default.
+    pub const ALL: [Source; 10] = [
+        Source::Compat,
+        Source::Cpu,
+        Source::Kernel,
+        Source::Local,
+        Source::Memory,
+        Source::Network,
+        Source::Pci,
+        Source::Storage,
+        Source::System,
+        Source::Usb,
+    ];
+
+    /// NFD's nine sources, without our `compat`.
+    pub const NFD: [Source; 9] = [
         Source::Cpu,
         Source::Kernel,
         Source::Local,
@@ -63,6 +88,7 @@ impl Source {
 
     pub fn name(self) -> &'static str {
         match self {
+            Source::Compat => "compat",
             Source::Cpu => "cpu",
             Source::Kernel => "kernel",
             Source::Local => "local",
@@ -168,6 +194,7 @@ pub fn discover(opts: &DiscoverOptions) -> Features {
     let mut features = Features::default();
     for source in sources {
         let found = match source {
+            Source::Compat => compat::discover(&opts.roots),
             Source::Cpu => cpu::discover(&opts.roots),
             Source::Kernel => kernel::discover(&opts.roots),
             Source::Local => local::discover(&opts.roots),
@@ -207,6 +234,18 @@ mod tests {
     }
 
     #[test]
+    fn nfd_sources_are_all_but_compat() {
+        let ours: Vec<Source> = Source::ALL
+            .into_iter()
+            .filter(|s| !Source::NFD.contains(s))
+            .collect();
+        assert_eq!(ours, [Source::Compat]);
+        assert!(DiscoverOptions::new(HostRoots::host())
+            .sources
+            .contains(&Source::Compat));
+    }
+
+    #[test]
     fn source_list_parsing() {
         assert_eq!(
             Source::parse_list("kernel, cpu,kernel"),
@@ -216,7 +255,7 @@ mod tests {
         assert_eq!(e, SourceError::Unknown { name: "gpu".into() });
         assert_eq!(
             e.to_string(),
-            "unknown feature source \"gpu\"; valid sources are: cpu, kernel, local, memory, network, pci, storage, system, usb"
+            "unknown feature source \"gpu\"; valid sources are: compat, cpu, kernel, local, memory, network, pci, storage, system, usb"
         );
         assert_eq!(Source::parse_list("cpu,"), Err(SourceError::Empty));
         // Names are exact, like NFD's.

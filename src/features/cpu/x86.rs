@@ -24,8 +24,11 @@ macro_rules! x86_features {
     };
 }
 
-// The x86 names klauspost/cpuid (v2.3.0 + AVX512BMM, the newest available here; NFD pins
-// v2.4.0) can set. Its ARM-only names are never produced on x86 and NFD uses hwcap on arm64.
+// The x86 names klauspost/cpuid v2.4.0 (the version NFD v0.19.0 pins) can set: v2.3.0's, plus
+// AVX512BMM and FRED; v2.4.0's riscv64 and arm64 additions do not apply to x86. The v2.4.0
+// source was not available here: its x86 changes are taken from its release notes and PRs
+// (#170 AVX512BMM, #172 FRED), which could not be read past FRED. Its ARM-only names are never
+// produced on x86 and NFD uses hwcap on arm64.
 x86_features!(
     ADX,
     AESNI,
@@ -93,6 +96,7 @@ x86_features!(
     FMA4,
     FP128,
     FP256,
+    FRED,
     FSRM,
     FXSR,
     FXSROPT,
@@ -644,6 +648,9 @@ fn support(c: &dyn Cpuid, mfi: u32, vendor: Vendor, family: u32, model: u32) -> 
             (10, MOVSB_ZL),
             (11, STOSB_SHORT),
             (12, CMPSB_SCADBS_SHORT),
+            // Flexible Return and Event Delivery (klauspost/cpuid v2.4.0, PR #172): a
+            // supervisor feature, so no XCR0 condition.
+            (17, FRED),
             (22, HRESET),
             (23, AVXIFMA),
             (26, LAM),
@@ -1104,6 +1111,22 @@ mod tests {
         let mut fs = BTreeSet::new();
         pmu_features(regs(0, 0, 0, 0x3), &mut fs);
         assert!(fs.is_empty());
+    }
+
+    #[test]
+    fn fred_is_leaf_7_subleaf_1_eax_bit_17() {
+        let mut f = skylake(0xe7);
+        assert!(!names(&X86Cpu::decode(&f)).contains("FRED"));
+        // LKGS (bit 18) is not a klauspost feature.
+        f.leaves.insert((7, 1), regs(1 << 17 | 1 << 18, 0, 0, 0));
+        let n = names(&X86Cpu::decode(&f));
+        assert!(n.contains("FRED"));
+        assert!(!n.contains("LKGS"));
+        // Not read when the maximum basic leaf is below 7.
+        if let Some(r) = f.leaves.get_mut(&(0, 0)) {
+            r.eax = 6;
+        }
+        assert!(!names(&X86Cpu::decode(&f)).contains("FRED"));
     }
 
     #[test]
