@@ -139,7 +139,8 @@ fn host() -> Features {
 
 pub fn bench(c: &mut Criterion) {
     let text = include_str!("../tests/fixtures/specs/realistic.yaml");
-    let loaded = spec::load(text, "realistic.yaml").expect("the benchmark spec is valid");
+    let loaded = spec::load(text, "realistic.yaml", spec::Reading::Nfd)
+        .expect("the benchmark spec is valid");
     let features = host();
     let eval = loaded.spec.evaluate(&features, &[]).expect("evaluates");
     assert!(
@@ -157,6 +158,8 @@ pub fn bench(c: &mut Criterion) {
         })
     });
     c.bench_function("parse + validate + compile spec", |b| {
-        b.iter(|| black_box(spec::load(black_box(text), "realistic.yaml").unwrap()))
+        b.iter(|| {
+            black_box(spec::load(black_box(text), "realistic.yaml", spec::Reading::Nfd).unwrap())
+        })
     });
 }

@@ -15,7 +15,11 @@ fn main() -> ExitCode {
     match cli::run(args.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("image-compat: error: {}", cli::render_error(&err));
+            // Errors carry what registries and files said: shown escaped.
+            eprintln!(
+                "image-compat: error: {}",
+                image_compat::untrusted::escape(&cli::render_error(&err))
+            );
             ExitCode::from(cli::EXIT_ERROR)
         }
     }

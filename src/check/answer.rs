@@ -1,17 +1,18 @@
 //! What the registry holds for one image (its compatibility artifact, or why there is none),
 //! found once and then evaluated on the node as often as needed.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use super::verdict::{Outcome, Verdict};
-use super::{evaluate, Candidates};
+use super::{cpu, evaluate, Candidates};
 use crate::features::Features;
 use crate::registry::{
     Client, ErrorKind, FetchedSpec, Platform, Reference, RegistryError, ResolvedImage,
 };
-use crate::spec;
+use crate::rules::{CompiledSpec, Limits};
+use crate::spec::{self, Reading};
 
 /// An image's compatibility artifact as found in its registry.
 #[derive(Debug, Clone)]
@@ -34,12 +35,13 @@ pub async fn inspect(
     client: &Client,
     image: &Reference,
     platform: &Platform,
+    reading: Reading,
 ) -> Result<Inspection, Verdict> {
     let resolved = client
         .resolve(image, platform)
         .await
         .map_err(|e| Verdict::new(registry_outcome(&e, true)))?;
-    inspect_resolved(client, resolved).await
+    inspect_resolved(client, resolved, reading).await
 }
 
 /// `inspect` for an image already resolved: the CLI resolves first so that a missing image is
@@ -47,15 +49,15 @@ pub async fn inspect(
 pub async fn inspect_resolved(
     client: &Client,
     resolved: ResolvedImage,
+    reading: Reading,
 ) -> Result<Inspection, Verdict> {
     let digest = Some(resolved.target().digest.to_string());
     let fetched = client
         .fetch_spec_for(&resolved)
         .await
         .map_err(|e| Verdict {
-            outcome: registry_outcome(&e, false),
             digest: digest.clone(),
-            artifact: None,
+            ..Verdict::new(registry_outcome(&e, false))
         })?;
     let Some(fetched) = fetched else {
         return Ok(Inspection {
@@ -64,8 +66,14 @@ pub async fn inspect_resolved(
         });
     };
     let origin = format!("artifact {}", fetched.artifact.digest);
-    let text = String::from_utf8_lossy(&fetched.bytes);
-    match spec::load(&text, &origin) {
+    // Reading and compiling is the CPU-bound part: off the async workers, bounded.
+    let (fetched, loaded) = cpu::run(move || {
+        let loaded = spec::load(&String::from_utf8_lossy(&fetched.bytes), &origin, reading)
+            .map_err(|e| e.one_line(&origin));
+        (fetched, loaded)
+    })
+    .await;
+    match loaded {
         Ok(spec) => Ok(Inspection {
             resolved,
             artifact: Some(Found {
@@ -73,12 +81,10 @@ pub async fn inspect_resolved(
                 spec: Arc::new(spec),
             }),
         }),
-        Err(e) => Err(Verdict {
-            outcome: Outcome::InvalidSpec {
-                error: e.one_line(&origin),
-            },
-            digest,
+        Err(error) => Err(Verdict {
             artifact: Some(fetched.artifact.digest.to_string()),
+            digest,
+            ..Verdict::new(Outcome::InvalidSpec { error })
         }),
     }
 }
@@ -135,42 +141,59 @@ pub enum Content {
     },
 }
 
-/// A compatibility artifact: its digest and spec. Stored as the spec's text; loaded once per
-/// process, on first use.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A compatibility artifact: its digest and its spec, compiled. Stored as the decoded spec
+/// (serde), not as its YAML: reading it back compiles it again without parsing YAML or
+/// validating, within the same budget.
+#[derive(Debug, Clone)]
 pub struct Artifact {
     pub digest: String,
-    pub source: String,
-    #[serde(skip)]
-    loaded: OnceLock<Result<Arc<spec::Loaded>, String>>,
+    pub spec: Arc<spec::Loaded>,
 }
 
-impl Artifact {
-    pub fn new(digest: String, source: String, loaded: Arc<spec::Loaded>) -> Artifact {
-        let cell = OnceLock::new();
-        let _ = cell.set(Ok(loaded));
-        Artifact {
-            digest,
-            source,
-            loaded: cell,
-        }
-    }
+#[derive(Serialize, Deserialize)]
+struct StoredArtifact {
+    digest: String,
+    spec: spec::Spec,
+    /// What the evaluation reports as warnings when it does not reach it.
+    #[serde(default)]
+    unreached: Vec<spec::Diagnostic>,
+}
 
-    /// The spec, loaded on first use (an answer read back from disk holds its text only).
-    pub fn spec(&self) -> Result<Arc<spec::Loaded>, String> {
-        self.loaded
-            .get_or_init(|| {
-                let origin = format!("artifact {}", self.digest);
-                spec::load(&self.source, &origin)
-                    .map(Arc::new)
-                    .map_err(|e| e.one_line(&origin))
-            })
-            .clone()
+impl Serialize for Artifact {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            digest: &'a str,
+            spec: &'a spec::Spec,
+            unreached: &'a [spec::Diagnostic],
+        }
+        Borrowed {
+            digest: &self.digest,
+            spec: self.spec.spec.spec(),
+            unreached: &self.spec.unreached,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Artifact {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let stored = StoredArtifact::deserialize(d)?;
+        let compiled = CompiledSpec::compile(stored.spec, Limits::default())
+            .map_err(serde::de::Error::custom)?;
+        Ok(Artifact {
+            digest: stored.digest,
+            spec: Arc::new(spec::Loaded {
+                spec: compiled,
+                warnings: Vec::new(),
+                unreached: stored.unreached,
+            }),
+        })
     }
 }
 
 impl Answer {
-    /// An outcome that does not depend on the node.
+    /// An outcome that does not depend on the node (its warnings are not kept).
     pub fn settled(verdict: Verdict) -> Answer {
         Answer {
             digest: verdict.digest,
@@ -191,11 +214,10 @@ impl Answer {
         let digest = Some(inspection.resolved.target().digest.to_string());
         let found = match inspection.artifact {
             Some(a) => Content::Artifact {
-                artifact: Artifact::new(
-                    a.fetched.artifact.digest.to_string(),
-                    String::from_utf8_lossy(&a.fetched.bytes).into_owned(),
-                    a.spec,
-                ),
+                artifact: Artifact {
+                    digest: a.fetched.artifact.digest.to_string(),
+                    spec: a.spec,
+                },
             },
             None => Content::Settled {
                 outcome: Outcome::NoArtifact,
@@ -214,6 +236,14 @@ impl Answer {
         matches!(&self.found, Content::Settled { outcome, .. } if outcome.is_transient())
     }
 
+    /// The verdict remembered for features generation `generation`, if any.
+    pub fn memo(&self, generation: u64) -> Option<Verdict> {
+        let memo = self.memo.0.lock().unwrap_or_else(|p| p.into_inner());
+        memo.as_ref()
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, v)| v.clone())
+    }
+
     /// The verdict for features generation `generation`, computed by `verdict` once per
     /// generation.
     pub fn verdict_memo(&self, generation: u64, verdict: impl FnOnce() -> Verdict) -> Verdict {
@@ -230,30 +260,46 @@ impl Answer {
 
     /// The verdict on a node with these features.
     pub fn verdict(&self, features: &Features, tags: &[String]) -> Verdict {
-        let (outcome, artifact) = match &self.found {
-            Content::Settled { outcome, artifact } => (outcome.clone(), artifact.clone()),
+        let (outcome, artifact, warnings) = match &self.found {
+            Content::Settled { outcome, artifact } => (outcome.clone(), artifact.clone(), vec![]),
             Content::Artifact { artifact: a } => {
-                let outcome = match a.spec() {
-                    Ok(loaded) => evaluate(&loaded, features, tags),
-                    Err(error) => Outcome::InvalidSpec { error },
-                };
-                (outcome, Some(a.digest.clone()))
+                let outcome = evaluate(&a.spec, features, tags);
+                let warnings = unreached(&a.spec, &outcome, &format!("artifact {}", a.digest));
+                (outcome, Some(a.digest.clone()), warnings)
             }
         };
         Verdict {
             outcome,
             digest: self.digest.clone(),
             artifact,
+            warnings,
         }
     }
 }
 
+/// The spec's lazy errors as warnings, when the evaluation did not fail on one of them.
+pub fn unreached(loaded: &spec::Loaded, outcome: &Outcome, origin: &str) -> Vec<String> {
+    if matches!(outcome, Outcome::InvalidSpec { .. }) {
+        return Vec::new();
+    }
+    loaded
+        .unreached
+        .iter()
+        .map(|d| d.unreached_in(origin))
+        .collect()
+}
+
 /// Looks the candidates up in order: the first that has an artifact (or an invalid one) wins;
 /// when none has, the first answer (no artifact, or the first candidate's error) stands.
-pub async fn fetch(client: &Client, platform: &Platform, image: &Candidates) -> Answer {
+pub async fn fetch(
+    client: &Client,
+    platform: &Platform,
+    image: &Candidates,
+    reading: Reading,
+) -> Answer {
     let mut first = None;
     for r in &image.0 {
-        let answer = Answer::of(inspect(client, r, platform).await);
+        let answer = Answer::of(inspect(client, r, platform, reading).await);
         match &answer.found {
             Content::Artifact { .. } => return answer,
             Content::Settled {

@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::answer::{fetch, Answer};
+use super::cpu;
 use super::store::{Entry, FetchLock, Store};
 use super::verdict::{Outcome, Verdict};
 use crate::config::CacheSettings;
 use crate::features::Features;
 use crate::registry::{Client, ErrorKind, Platform, Reference, RegistryConfig, RegistryError};
+use crate::spec::Reading;
 
 /// Where artifacts may hang for one image, most specific first: `repo@digest` references
 /// (the image's own, then other names of the same content), or a tag when no digest is known.
@@ -148,6 +150,7 @@ type SharedFetch = Shared<BoxFuture<'static, (Arc<Answer>, Duration)>>;
 
 pub struct Checker {
     registry: RegistryConfig,
+    reading: Reading,
     client: OnceLock<Result<Client, ClientError>>,
     platform: Platform,
     tags: Vec<String>,
@@ -170,6 +173,7 @@ impl Checker {
     ) -> Checker {
         Checker {
             registry,
+            reading: Reading::Nfd,
             client: OnceLock::new(),
             platform,
             tags,
@@ -178,6 +182,12 @@ impl Checker {
             store,
             inflight: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How fetched specs are read (default: as NFD reads them).
+    pub fn with_reading(mut self, reading: Reading) -> Checker {
+        self.reading = reading;
+        self
     }
 
     pub fn client(&self) -> Result<&Client, ClientError> {
@@ -215,29 +225,62 @@ impl Checker {
     ) -> Lookup {
         let key = image.key();
         let mut warnings = Vec::new();
+        let late = |warnings| Lookup {
+            verdict: Verdict::new(Outcome::DeadlineExceeded { waited: deadline }),
+            source: Source::Deadline,
+            fetch_time: None,
+            warnings,
+        };
         if let Some(entry) = self.get(&key, &mut warnings) {
             let fresh = entry.is_fresh();
             if !fresh {
                 // Keep answering from the expired entry while the registry is asked again.
                 drop(self.fetch(&key, image));
             }
-            return self.lookup(&entry.answer, fresh, None, warnings);
+            let left = deadline.saturating_sub(started.elapsed());
+            let Some(verdict) = self.evaluate_within(entry.answer, left).await else {
+                return late(warnings);
+            };
+            let source = if fresh { Source::Cached } else { Source::Stale };
+            return Lookup {
+                verdict,
+                source,
+                fetch_time: None,
+                warnings,
+            };
         }
         let left = deadline.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, self.fetch(&key, image)).await {
-            Ok((answer, took)) => Lookup {
-                verdict: self.evaluate(&answer),
+        let Ok((answer, took)) = tokio::time::timeout(left, self.fetch(&key, image)).await else {
+            return late(warnings);
+        };
+        let left = deadline.saturating_sub(started.elapsed());
+        match self.evaluate_within(answer, left).await {
+            Some(verdict) => Lookup {
+                verdict,
                 source: Source::Fetched,
                 fetch_time: Some(took),
                 warnings,
             },
-            Err(_) => Lookup {
-                verdict: Verdict::new(Outcome::DeadlineExceeded { waited: deadline }),
-                source: Source::Deadline,
-                fetch_time: None,
-                warnings,
-            },
+            None => late(warnings),
         }
+    }
+
+    /// The verdict of an answer on the node's features: remembered per features generation
+    /// (microseconds), else evaluated on the blocking pool within `left`. None: the deadline
+    /// passed first (the evaluation goes on and is remembered).
+    async fn evaluate_within(
+        self: &Arc<Self>,
+        answer: Arc<Answer>,
+        left: Duration,
+    ) -> Option<Verdict> {
+        let (_, generation) = self.features.get();
+        if let Some(v) = answer.memo(generation) {
+            return Some(v);
+        }
+        let this = Arc::clone(self);
+        tokio::time::timeout(left, cpu::run(move || this.evaluate(&answer)))
+            .await
+            .ok()
     }
 
     /// Starts fetching an image's artifact in the background if no fresh answer is stored
@@ -404,7 +447,7 @@ impl Checker {
             let mut warnings = Vec::new();
             this.put(&key_owned, &image, answer.clone(), &mut warnings);
             for w in warnings {
-                tracing::warn!("{w}");
+                tracing::warn!("{}", crate::untrusted::escape(&w));
             }
             this.inflight
                 .lock()
@@ -441,14 +484,17 @@ impl Checker {
                 })))
             }
         };
-        runtime
+        let answer = runtime
             .block_on(async { tokio::time::timeout(deadline, self.fetch_answer(image)).await })
-            .ok()
+            .ok();
+        // A read cut short by the deadline may still run on the blocking pool: do not wait.
+        runtime.shutdown_background();
+        answer
     }
 
     async fn fetch_answer(&self, image: &Candidates) -> Answer {
         match self.client() {
-            Ok(client) => fetch(client, &self.platform, image).await,
+            Ok(client) => fetch(client, &self.platform, image, self.reading).await,
             Err(e) => Answer::settled(Verdict::new(Outcome::RegistryError {
                 error: e.message,
                 kind: Some(e.kind),

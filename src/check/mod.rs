@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod checker;
+pub mod cpu;
 pub mod identity;
 pub mod report;
 pub mod store;
@@ -32,7 +33,8 @@ pub async fn check_image(
     features: &Features,
     tags: &[String],
 ) -> Verdict {
-    Answer::of(inspect(client, image, platform).await).verdict(features, tags)
+    Answer::of(inspect(client, image, platform, crate::spec::Reading::Nfd).await)
+        .verdict(features, tags)
 }
 
 /// The outcome of evaluating a loaded spec on `features`, for the sets `tags` select.
@@ -69,6 +71,9 @@ pub fn outcome(loaded: &spec::Loaded, eval: &Evaluation, tags: &[String]) -> Out
 
 /// The message when `tags` select no set: the question has no answer.
 fn no_set_selected(loaded: &spec::Loaded, tags: &[String]) -> String {
+    if loaded.spec.spec().compatibilities.is_empty() {
+        return "the spec has no compatibility sets, so it says nothing about any node".into();
+    }
     let mut known: Vec<&str> = loaded
         .spec
         .spec()

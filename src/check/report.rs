@@ -14,27 +14,25 @@ use crate::spec::Loaded;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// NFD's evaluation fails on this node: there is no report (NFD prints none either).
     #[error(transparent)]
     Eval(#[from] EvalError),
-    /// The tags select no set: the question has no answer.
-    #[error("{0}")]
-    NoSetSelected(String),
     #[error("cannot render NFD's report: {0}")]
     Json(#[from] serde_json::Error),
 }
 
-/// Evaluates a loaded spec on `features` and reports it.
+/// Evaluates a loaded spec on `features` and reports it (`origin_name` names the spec in
+/// warnings). When the tags select no set, the report has no sets and its outcome says so.
 pub fn report(
     loaded: &Loaded,
     features: &Features,
     tags: &[String],
     origin: Origin,
+    origin_name: &str,
 ) -> Result<Report, ReportError> {
     let eval = loaded.spec.evaluate(features, tags)?;
-    let report = Report::new(loaded, &eval, tags, origin)?;
-    if let Outcome::NoSetSelected { message } = &report.outcome {
-        return Err(ReportError::NoSetSelected(message.clone()));
-    }
+    let mut report = Report::new(loaded, &eval, tags, origin)?;
+    report.warnings = super::answer::unreached(loaded, &report.outcome, origin_name);
     Ok(report)
 }
 
@@ -59,6 +57,9 @@ pub struct Report {
     pub sets: Vec<SetSummary>,
     /// NFD's `validate-node --output-json` array.
     pub compatibilities: serde_json::Value,
+    /// Errors in the spec NFD's evaluation did not reach on this node.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The outcome, as the plugin and the hook would log it.
     #[serde(skip)]
     pub outcome: Outcome,
@@ -117,6 +118,7 @@ impl Report {
             compatibilities: serde_json::to_value(&nfd)?,
             nfd_json: to_go_json(&nfd)?,
             outcome: outcome(loaded, eval, tags),
+            warnings: Vec::new(),
             sets,
         })
     }

@@ -111,6 +111,10 @@ pub struct Verdict {
     pub digest: Option<String>,
     /// The compatibility artifact's manifest digest, when one was found.
     pub artifact: Option<String>,
+    /// Errors in the spec that NFD's evaluation did not reach on this node (so not the
+    /// answer), worth telling the image's author.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Verdict {
@@ -119,6 +123,7 @@ impl Verdict {
             outcome,
             digest: None,
             artifact: None,
+            warnings: Vec::new(),
         }
     }
 

@@ -38,7 +38,7 @@ pub fn run(a: AttachSpecArgs) -> anyhow::Result<ExitCode> {
     let text = std::str::from_utf8(&bytes).with_context(|| format!("{name}: not UTF-8 text"))?;
     let checked = spec::check(text, &name)?;
     for d in &checked.diagnostics {
-        eprintln!("{}", d.display_in(&name));
+        eprintln!("{}", image_compat::untrusted::escape(&d.display_in(&name)));
     }
     let errors = checked.errors().count();
     if errors > 0 {

@@ -155,19 +155,90 @@ pub fn render_error(err: &anyhow::Error) -> String {
     out
 }
 
-/// `--tags a,b` (repeatable): the sets whose tag is listed; none means all sets.
-pub fn parse_tags(tags: &[String]) -> Vec<String> {
-    tags.iter()
-        .flat_map(|t| t.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect()
+/// `--tags a,b` (repeatable) as NFD's flag reads it (pflag's string slice): each value is a
+/// CSV record (no trimming, empty fields kept, `"a,b"` one tag), an empty value adds nothing;
+/// the sets whose tag is listed count, none listed means all sets. `--tags ,` selects the
+/// untagged sets.
+pub fn parse_tags(values: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut tags = Vec::new();
+    for v in values.iter().filter(|v| !v.is_empty()) {
+        tags.extend(csv_record(v).map_err(|e| anyhow::anyhow!("--tags {v:?}: {e}"))?);
+    }
+    Ok(tags)
+}
+
+/// One record as Go's encoding/csv reads it: fields split on commas, a field in double quotes
+/// may hold commas and `""` for a quote; a quote inside an unquoted field is an error.
+fn csv_record(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err("extraneous or missing \" in quoted-field".into()),
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => fields.push(field),
+                Some(_) => return Err("extraneous or missing \" in quoted-field".into()),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some('"') => return Err("bare \" in non-quoted-field".into()),
+                    Some(c) => field.push(c),
+                }
+            }
+            fields.push(field);
+        }
+    }
 }
 
 /// Spec warnings go to stderr, so they are seen but never mix with a report on stdout.
 pub fn print_warnings(origin: &str, warnings: &[image_compat::spec::Diagnostic]) {
     for w in warnings {
-        eprintln!("{}", w.display_in(origin));
+        eprintln!("{}", image_compat::untrusted::escape(&w.display_in(origin)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(v: &[&str]) -> Vec<String> {
+        parse_tags(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn tags_are_read_as_nfd_reads_them() {
+        assert!(tags(&[]).is_empty());
+        assert!(tags(&[""]).is_empty());
+        assert_eq!(tags(&["a,b"]), ["a", "b"]);
+        assert_eq!(tags(&["a", "b"]), ["a", "b"]);
+        assert_eq!(tags(&[","]), ["", ""]);
+        assert_eq!(tags(&[",gpu"]), ["", "gpu"]);
+        assert_eq!(tags(&[" a"]), [" a"]);
+        assert_eq!(tags(&["\"a,b\",c"]), ["a,b", "c"]);
+        assert_eq!(tags(&["\"say \"\"hi\"\"\""]), ["say \"hi\""]);
+        assert!(parse_tags(&["a\"b".to_string()]).is_err());
+        assert!(parse_tags(&["\"ab".to_string()]).is_err());
     }
 }

@@ -36,8 +36,9 @@ pub struct NriPluginArgs {
     /// A registry (host:port) spoken to over plain HTTP; repeatable.
     #[arg(long = "plain-http", value_name = "HOST")]
     plain_http: Vec<String>,
-    /// Only compatibility sets with these tags count (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Only compatibility sets with these tags count (comma-separated or repeated, as NFD
+    /// reads them).
+    #[arg(long)]
     tags: Option<Vec<String>>,
     /// Evaluate against this saved features file instead of discovering this node.
     #[arg(long)]
@@ -60,8 +61,8 @@ enum ModeArg {
 }
 
 impl NriPluginArgs {
-    fn overrides(&self) -> Overrides {
-        Overrides {
+    fn overrides(&self) -> anyhow::Result<Overrides> {
+        Ok(Overrides {
             mode: self.mode.map(|m| match m {
                 ModeArg::Enforce => Mode::Enforce,
                 ModeArg::Audit => Mode::Audit,
@@ -72,11 +73,11 @@ impl NriPluginArgs {
             containerd_socket: self.containerd_socket.clone(),
             hosts_dir: self.hosts_dir.clone(),
             plain_http: self.plain_http.clone(),
-            tags: self.tags.clone(),
+            tags: self.tags.as_deref().map(super::parse_tags).transpose()?,
             features_file: self.features.clone(),
             metrics_listen: self.metrics_listen.clone(),
             host_prefix: self.host_prefix.clone(),
-        }
+        })
     }
 }
 
@@ -89,6 +90,6 @@ pub fn run(a: NriPluginArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Config::from_file(p)?,
         None => Config::default(),
     };
-    daemon::run(base, a.overrides())?;
+    daemon::run(base, a.overrides()?)?;
     Ok(ExitCode::SUCCESS)
 }

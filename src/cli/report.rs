@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use image_compat::check::{self, Origin, Report};
 use image_compat::features::Features;
 use image_compat::spec::Loaded;
+use image_compat::untrusted::escape;
 
-use super::{parse_tags, print_warnings, ReportFormat, EXIT_NOT_COMPATIBLE};
+use super::{parse_tags, print_warnings, ReportFormat, EXIT_ERROR, EXIT_NOT_COMPATIBLE};
 
 /// Evaluates a loaded spec on `features` and prints the report: what evaluate (spec file)
 /// and validate-node (spec from a registry) share. `spec_origin` names the spec in warnings.
@@ -20,8 +21,18 @@ pub fn evaluate_and_print(
     origin: Origin,
 ) -> anyhow::Result<ExitCode> {
     print_warnings(spec_origin, &loaded.warnings);
-    let report = check::report(loaded, features, &parse_tags(tags), origin)?;
-    print(format, &report)
+    let report = check::report(loaded, features, &parse_tags(tags)?, origin, spec_origin)?;
+    for w in &report.warnings {
+        eprintln!("{}", escape(w));
+    }
+    let code = print(format, &report)?;
+    // No set has the tags asked for: NFD prints its (empty) report and stops; there is no
+    // answer, which is this command's error.
+    if let image_compat::check::Outcome::NoSetSelected { message } = &report.outcome {
+        eprintln!("image-compat: error: {}", escape(message));
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    Ok(code)
 }
 
 /// Prints the report and returns the exit code: 0 compatible, 1 not compatible.
@@ -44,11 +55,13 @@ pub fn print(format: ReportFormat, report: &Report) -> anyhow::Result<ExitCode> 
     })
 }
 
+/// The report for people. Every text from the spec or the node is shown escaped: a rule name
+/// or a feature value cannot start a line of its own or drive the terminal.
 fn table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     let origin = &report.origin;
     if let Some(image) = &origin.image {
         let digest = origin.digest.as_deref().unwrap_or("-");
-        writeln!(out, "image:    {image} ({digest})")?;
+        writeln!(out, "image:    {} ({digest})", escape(image))?;
         if let Some(a) = &origin.artifact {
             writeln!(out, "artifact: {a}")?;
         }
@@ -57,12 +70,19 @@ fn table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         Some(b) => writeln!(
             out,
             "verdict:  COMPATIBLE (best set {} {}, weight {})",
-            b.index, b.label, b.weight
+            b.index,
+            escape(&b.label),
+            b.weight
+        )?,
+        None if report.sets.is_empty() => writeln!(
+            out,
+            "verdict:  NO ANSWER: {}",
+            escape(&report.outcome.reason())
         )?,
         None => writeln!(
             out,
             "verdict:  NOT COMPATIBLE: {}",
-            report.reason.as_deref().unwrap_or_default()
+            escape(report.reason.as_deref().unwrap_or_default())
         )?,
     }
     for s in &report.sets {
@@ -76,11 +96,11 @@ fn table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             out,
             "set {} {}{}{}: {}{best}",
             s.index,
-            s.label,
+            escape(&s.label),
             if s.tag.is_empty() || s.description.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", s.description)
+                format!(" ({})", escape(&s.description))
             },
             if s.weight != 0 {
                 format!(" weight {}", s.weight)
@@ -94,9 +114,9 @@ fn table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         }
         for rule in &s.rules {
             let mark = if rule.is_match { "pass" } else { "FAIL" };
-            writeln!(out, "  {mark}  rule \"{}\"", rule.name)?;
+            writeln!(out, "  {mark}  rule \"{}\"", escape(&rule.name))?;
             for f in &rule.failures {
-                writeln!(out, "          {f}")?;
+                writeln!(out, "          {}", escape(f))?;
             }
         }
     }

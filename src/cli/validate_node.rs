@@ -16,9 +16,14 @@ use super::ReportFormat;
 pub struct ValidateNodeArgs {
     #[command(flatten)]
     image: ImageArgs,
-    /// Evaluate only the sets with these tags (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',')]
+    /// Evaluate only the sets with these tags (comma-separated or repeated, as NFD reads
+    /// them: `--tags ,` selects the untagged sets).
+    #[arg(long)]
     tags: Vec<String>,
+    /// Refuse the spec for any invalid expression anywhere (as validate-spec), instead of
+    /// failing only where NFD's evaluation reaches one.
+    #[arg(long)]
+    strict: bool,
     /// Evaluate against this features file (NFD's shape, or a NodeFeature object) instead of
     /// discovering this node: for checking another node.
     #[arg(long, value_name = "FILE")]
@@ -48,7 +53,12 @@ pub fn run(a: ValidateNodeArgs) -> anyhow::Result<ExitCode> {
         let discovery = s.spawn(|| node_features(&a));
         let inspection = block_on(async {
             let resolved = resolve(&client, &reference, &platform).await?;
-            Ok::<_, anyhow::Error>(check::inspect_resolved(&client, resolved).await)
+            let reading = if a.strict {
+                image_compat::spec::Reading::Strict
+            } else {
+                image_compat::spec::Reading::Nfd
+            };
+            Ok::<_, anyhow::Error>(check::inspect_resolved(&client, resolved, reading).await)
         });
         let features = discovery
             .join()

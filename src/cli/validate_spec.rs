@@ -36,7 +36,7 @@ pub fn run(a: ValidateSpecArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| format!("{name}: cannot read: {e}"))
             .and_then(|text| report(&text, &name, a.quiet));
         if !valid.unwrap_or_else(|message| {
-            eprintln!("{message}");
+            eprintln!("{}", image_compat::untrusted::escape(&message));
             false
         }) {
             invalid += 1;
@@ -44,7 +44,10 @@ pub fn run(a: ValidateSpecArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(image) = &a.image {
         let valid = validate_image(image, &a).unwrap_or_else(|e| {
-            eprintln!("{}", super::render_error(&e));
+            eprintln!(
+                "{}",
+                image_compat::untrusted::escape(&super::render_error(&e))
+            );
             false
         });
         if !valid {
@@ -64,7 +67,7 @@ fn report(text: &str, name: &str, quiet: bool) -> Result<bool, String> {
     let c = spec::check(text, name).map_err(|e| e.to_string())?;
     // The diagnostics are this command's report: stdout, in order.
     for d in c.diagnostics.iter().filter(|d| d.is_error() || !quiet) {
-        println!("{}", d.display_in(name));
+        println!("{}", image_compat::untrusted::escape(&d.display_in(name)));
     }
     let (errors, warnings) = (c.errors().count(), c.warnings().count());
     if errors > 0 {
@@ -74,7 +77,7 @@ fn report(text: &str, name: &str, quiet: bool) -> Result<bool, String> {
             count(warnings, "warning")
         );
     } else {
-        let sets = c.spec.compatibilities.len();
+        let sets = c.spec().compatibilities.len();
         println!(
             "{name}: valid ({}, {})",
             count(sets, "compatibility set"),
@@ -100,7 +103,10 @@ fn validate_image(image: &str, a: &ValidateSpecArgs) -> anyhow::Result<bool> {
         Ok(Some(f)) => f,
         Ok(None) => anyhow::bail!("{image}: no compatibility artifact"),
         Err(e) if e.kind() == ErrorKind::InvalidContent => {
-            println!("{image}: error: {e}");
+            println!(
+                "{image}: error: {}",
+                image_compat::untrusted::escape(&e.to_string())
+            );
             println!("{image}: invalid (the artifact fails its checks)");
             return Ok(false);
         }
@@ -140,7 +146,7 @@ fn validate_image(image: &str, a: &ValidateSpecArgs) -> anyhow::Result<bool> {
     }
     let text = String::from_utf8_lossy(&fetched.bytes);
     report(&text, &format!("artifact {}", art.digest), a.quiet).or_else(|message| {
-        eprintln!("{message}");
+        eprintln!("{}", image_compat::untrusted::escape(&message));
         Ok(false)
     })
 }

@@ -50,6 +50,10 @@ pub struct Config {
     pub exempt_images: Vec<String>,
     /// Only the compatibility sets with these tags count; empty means all sets.
     pub tags: Vec<String>,
+    /// Refuse a spec for any invalid expression anywhere in it (`onInvalidSpec`), as
+    /// `validate-spec` does; false (default): as NFD, an invalid expression fails the
+    /// evaluation only where it is reached, and is reported as a warning elsewhere.
+    pub strict_specs: bool,
     /// The node's name in messages; default `$NODE_NAME`, else the host name.
     pub node_name: Option<String>,
     /// Longest time a container creation waits for a decision; default 1s, capped at half
@@ -218,6 +222,7 @@ impl Default for Config {
             exempt_namespaces: vec!["kube-system".into()],
             exempt_images: Vec::new(),
             tags: Vec::new(),
+            strict_specs: false,
             node_name: None,
             deadline: Duration::from_secs(1),
             registry: RegistrySettings::default(),
@@ -331,6 +336,15 @@ impl Config {
                 .map_err(|e| invalid(format!("exemptImages: bad pattern {p:?}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// How specs are read before they are evaluated.
+    pub fn reading(&self) -> crate::spec::Reading {
+        if self.strict_specs {
+            crate::spec::Reading::Strict
+        } else {
+            crate::spec::Reading::Nfd
+        }
     }
 
     /// The node's name for messages.

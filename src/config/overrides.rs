@@ -17,7 +17,7 @@ pub struct Overrides {
     pub hosts_dir: Option<PathBuf>,
     /// Registries added to `registry.plainHttp`.
     pub plain_http: Vec<String>,
-    /// Replaces `tags` (empty entries dropped).
+    /// Replaces `tags`.
     pub tags: Option<Vec<String>>,
     pub features_file: Option<PathBuf>,
     pub metrics_listen: Option<String>,
@@ -51,7 +51,7 @@ impl Overrides {
             }
         }
         if let Some(t) = &self.tags {
-            config.tags = t.iter().filter(|t| !t.is_empty()).cloned().collect();
+            config.tags = t.clone();
         }
         if let Some(f) = &self.features_file {
             config.features.file = Some(f.clone());
@@ -81,7 +81,7 @@ mod tests {
         let o = Overrides {
             mode: Some(Mode::Audit),
             plain_http: vec!["r:1".into(), "r:2".into()],
-            tags: Some(vec!["".into(), "b".into()]),
+            tags: Some(vec!["b".into()]),
             ..Overrides::default()
         };
         let c = o.apply(base.clone());

@@ -303,14 +303,17 @@ impl Inner {
     /// node's features, the resolver (and its pull watcher).
     fn build(&self, config: Config, request_timeout: Duration) -> Result<Built, DaemonError> {
         let exemptions = Exemptions::new(&config)?;
-        let checker = Arc::new(Checker::new(
-            config.registry.client_config(),
-            Platform::host(),
-            config.tags.clone(),
-            config.cache.clone(),
-            self.features.clone(),
-            Arc::new(MemoryStore::new(config.cache.max_entries)),
-        ));
+        let checker = Arc::new(
+            Checker::new(
+                config.registry.client_config(),
+                Platform::host(),
+                config.tags.clone(),
+                config.cache.clone(),
+                self.features.clone(),
+                Arc::new(MemoryStore::new(config.cache.max_entries)),
+            )
+            .with_reading(config.reading()),
+        );
         checker.client()?;
         let (resolver, runtime): (Option<Arc<dyn Resolver>>, Option<Runtime>) = match &self
             .fixed_resolver

@@ -73,7 +73,12 @@ impl HookReport {
     pub fn log_warnings(&self) {
         self.decided.log_warnings("oci-hook");
         for w in &self.warnings {
-            tracing::warn!(edge = "oci-hook", container = %self.decided.container, "{w}");
+            tracing::warn!(
+                edge = "oci-hook",
+                container = self.decided.container.as_str(),
+                "{}",
+                crate::untrusted::escape(w)
+            );
         }
     }
 }
@@ -92,7 +97,7 @@ pub fn cache_dir(config: &Config) -> PathBuf {
 fn answer_scope(config: &Config, platform: &Platform) -> String {
     let mut r = config.registry.clone();
     r.timeout = None;
-    format!("{platform} {r:?}")
+    format!("{platform} strict={} {r:?}", config.strict_specs)
 }
 
 /// Decides about the container whose OCI state is `state` (the bytes on the hook's stdin).
@@ -139,14 +144,17 @@ pub fn run(config: &Config, state: &[u8]) -> Result<HookReport, HookError> {
         Some(s) => Arc::new(s),
         None => Arc::new(MemoryStore::new(1)),
     };
-    let checker = Arc::new(Checker::new(
-        config.registry.client_config(),
-        platform,
-        config.tags.clone(),
-        config.cache.clone(),
-        NodeFeatures::new(features),
-        store,
-    ));
+    let checker = Arc::new(
+        Checker::new(
+            config.registry.client_config(),
+            platform,
+            config.tags.clone(),
+            config.cache.clone(),
+            NodeFeatures::new(features),
+            store,
+        )
+        .with_reading(config.reading()),
+    );
     let gate = Gate::new(config.clone(), exemptions, checker, None, config.deadline);
     let mut decided = match container.sandbox {
         Some(why) => Decided::exempt(subject, why),

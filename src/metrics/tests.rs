@@ -156,9 +156,8 @@ impl Running {
 
 fn checked(outcome: Outcome) -> Verdict {
     Verdict {
-        outcome,
         digest: Some("sha256:abc".into()),
-        artifact: None,
+        ..Verdict::new(outcome)
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::{decide, Decision, Exemptions};
 use crate::check::{Checker, ImageIdentity, Lookup, NameResolver, Outcome, Resolver, Verdict};
 use crate::config::{Config, Mode};
+use crate::untrusted::escape;
 
 /// The container being created, as the runtime describes it.
 #[derive(Debug, Clone)]
@@ -105,6 +106,7 @@ impl Decided {
             None => verdict.reason(),
         };
         let answer = self.lookup.as_ref().map_or("none", |l| l.source.as_str());
+        let warnings = verdict.warnings.join("; ");
         macro_rules! line {
             ($level:ident) => {
                 tracing::$level!(
@@ -121,6 +123,7 @@ impl Decided {
                     reason = reason.as_str(),
                     artifact = verdict.artifact.as_deref().unwrap_or(""),
                     answer,
+                    warnings = warnings.as_str(),
                     latency_us = self.latency.as_micros() as u64,
                     "decision"
                 )
@@ -136,7 +139,7 @@ impl Decided {
     /// The problems that did not change the decision, one warning line each.
     pub fn log_warnings(&self, edge: &str) {
         for w in self.warnings() {
-            tracing::warn!(edge, container = self.container.as_str(), "{w}");
+            tracing::warn!(edge, container = self.container.as_str(), "{}", escape(w));
         }
     }
 }

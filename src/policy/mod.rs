@@ -7,12 +7,15 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::check::{Compat, Outcome, Verdict};
 use crate::config::{Config, FailAction, Mode};
+use crate::untrusted::escaped;
 pub use gate::{Decided, Gate, Subject};
 
 /// Annotation keys added to containers that were checked and allowed.
 pub const ANNOTATION_COMPATIBLE: &str = "image-compat.io/compatible";
 pub const ANNOTATION_REASON: &str = "image-compat.io/reason";
 pub const ANNOTATION_ARTIFACT: &str = "image-compat.io/artifact";
+/// Errors in the spec that NFD's evaluation did not reach on this node (audit mode).
+pub const ANNOTATION_WARNINGS: &str = "image-compat.io/warnings";
 
 /// What to do with one container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,8 +79,10 @@ pub fn decide(config: &Config, node: &str, image: &str, verdict: &Verdict) -> De
         }
         Outcome::UnknownImage { .. } => (config.on_unknown_image, "onUnknownImage"),
     };
+    // The message reaches the kubelet's events and people's terminals: what image authors,
+    // registries and runtimes wrote into it is shown escaped.
     let deny = (config.mode == Mode::Enforce && fail_action == FailAction::Deny).then(|| {
-        match &verdict.outcome {
+        escaped(&match &verdict.outcome {
             Outcome::Incompatible { reason } => {
                 format!("image-compat: image {shown} is not compatible with node {node}: {reason}")
             }
@@ -86,7 +91,7 @@ pub fn decide(config: &Config, node: &str, image: &str, verdict: &Verdict) -> De
                  ({policy_key}: deny)",
                 verdict.reason()
             ),
-        }
+        })
     });
     let mut annotations = Vec::new();
     if deny.is_none() {
@@ -96,9 +101,15 @@ pub fn decide(config: &Config, node: &str, image: &str, verdict: &Verdict) -> De
             Compat::Unknown => "unknown",
         };
         annotations.push((ANNOTATION_COMPATIBLE.to_string(), value.to_string()));
-        annotations.push((ANNOTATION_REASON.to_string(), verdict.reason()));
+        annotations.push((ANNOTATION_REASON.to_string(), escaped(&verdict.reason())));
         if let Some(a) = &verdict.artifact {
             annotations.push((ANNOTATION_ARTIFACT.to_string(), a.clone()));
+        }
+        if config.mode == Mode::Audit && !verdict.warnings.is_empty() {
+            annotations.push((
+                ANNOTATION_WARNINGS.to_string(),
+                escaped(&verdict.warnings.join("; ")),
+            ));
         }
     }
     let quiet = matches!(
@@ -119,9 +130,9 @@ mod tests {
 
     fn verdict(outcome: Outcome) -> Verdict {
         Verdict {
-            outcome,
             digest: Some("sha256:abc".into()),
             artifact: Some("sha256:art".into()),
+            ..Verdict::new(outcome)
         }
     }
 

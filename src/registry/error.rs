@@ -211,6 +211,8 @@ pub enum RegistryError {
     Credentials { host: String, reason: String },
     #[error("token service {realm}: {said}")]
     TokenService { realm: String, said: RegistrySaid },
+    #[error("{url}: the registry asks for credentials at {realm}, a plain-HTTP token service: refusing to send them in clear text (a registry reached over HTTPS must keep its token service on HTTPS)")]
+    InsecureRealm { url: String, realm: String },
     #[error("token service {realm}: {reason}")]
     TokenResponse { realm: String, reason: String },
     #[error("{op} {url}: {said}")]
@@ -314,6 +316,7 @@ impl RegistryError {
             | RegistryError::CredentialsRequired { .. }
             | RegistryError::Credentials { .. }
             | RegistryError::TokenService { .. }
+            | RegistryError::InsecureRealm { .. }
             | RegistryError::TokenResponse { .. } => ErrorKind::Auth,
             RegistryError::Status { .. } | RegistryError::Protocol { .. } => ErrorKind::Server,
             RegistryError::DeleteRefused { .. } => ErrorKind::Unsupported,

@@ -315,7 +315,7 @@ impl Transport {
                 // for registries that do not send one.
                 let token_scope = asked.clone().unwrap_or_else(|| scope.to_string());
                 let (token, lifetime) = self
-                    .fetch_token(realm, service.as_deref(), &token_scope, creds.as_ref())
+                    .fetch_token(url, realm, service.as_deref(), &token_scope, creds.as_ref())
                     .await?;
                 let header = format!("Bearer {token}");
                 self.tokens.put(host, scope, header.clone(), Some(lifetime));
@@ -326,6 +326,7 @@ impl Transport {
 
     async fn fetch_token(
         &self,
+        asked_by: &Url,
         realm: &str,
         service: Option<&str>,
         scope: &str,
@@ -335,6 +336,14 @@ impl Transport {
             realm: realm.to_string(),
             reason: format!("the challenge's realm is not a URL: {e}"),
         })?;
+        // Never downgrade: credentials for a registry spoken to over HTTPS do not go to a token
+        // service over plain HTTP (oras refuses the same).
+        if creds.is_some() && asked_by.scheme() == "https" && realm_url.scheme() != "https" {
+            return Err(RegistryError::InsecureRealm {
+                url: asked_by.to_string(),
+                realm: realm.to_string(),
+            });
+        }
         let client = self.client_for_url(&realm_url)?;
         let mut params: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {

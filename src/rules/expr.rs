@@ -6,7 +6,11 @@
 //! check (In..IsFalse, including their malformed values) runs only when the element exists
 //! and has a value. Flags have no value, so value ops on flags are false, never errors.
 
-use regex::Regex;
+use std::collections::HashSet;
+
+use regex_automata::meta::Regex;
+
+use super::budget::{Budget, Limits};
 
 use crate::spec::MatchExpression;
 
@@ -75,6 +79,9 @@ impl Op {
 /// The texts follow NFD's so that a user comparing the two tools sees the same reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExprError {
+    /// NFD dereferences the nil expression and crashes (a Go panic) where image-compat stops.
+    #[error("the expression is null: NFD's evaluation crashes on it (runtime error: invalid memory address or nil pointer dereference)")]
+    Null,
     #[error("invalid Op \"{0}\" (valid: In, NotIn, InRegexp, Exists, DoesNotExist, Gt, Ge, Lt, Le, GtLt, GeLe, IsTrue, IsFalse, or empty for Any)")]
     InvalidOp(String),
     #[error("invalid expression, 'value' field must be empty for Op \"{op}\" (have {value})")]
@@ -124,8 +131,8 @@ enum Kind {
 
 #[derive(Debug, Clone)]
 enum Check {
-    In(Vec<String>),
-    NotIn(Vec<String>),
+    In(Values),
+    NotIn(Values),
     /// Each pattern with the literal prefix every match must start with, if it has one.
     Regexp(Vec<(Regex, Option<String>)>),
     Int(Op, Result<Bounds<i64>, ExprError>),
@@ -141,7 +148,24 @@ enum Bounds<T> {
 }
 
 impl Expr {
+    /// Compiles one expression without bounds (checks of a single expression, tests).
     pub fn compile(m: &MatchExpression) -> Expr {
+        Expr::compile_within(m, &mut Budget::new(Limits::unlimited()))
+    }
+
+    /// Compiles one expression, counting it against `budget`. Once the budget is exceeded
+    /// (`budget.exceeded`), nothing more is compiled: the caller refuses the spec.
+    pub fn compile_within(m: &MatchExpression, budget: &mut Budget) -> Expr {
+        if !budget.expression(m.value.len()) {
+            return Expr {
+                kind: Kind::AlwaysError(ExprError::InvalidOp(String::new())),
+            };
+        }
+        if m.null {
+            return Expr {
+                kind: Kind::AlwaysError(ExprError::Null),
+            };
+        }
         let Some(op) = Op::parse(&m.op) else {
             return Expr {
                 kind: Kind::AlwaysError(ExprError::InvalidOp(m.op.clone())),
@@ -158,7 +182,7 @@ impl Expr {
             Op::Any => Kind::Any,
             Op::Exists => Kind::Exists,
             Op::DoesNotExist => Kind::DoesNotExist,
-            _ => Kind::Valued(compile_check(op, m)),
+            _ => Kind::Valued(compile_check(op, m, budget)),
         };
         Expr { kind }
     }
@@ -223,7 +247,7 @@ impl Expr {
     }
 }
 
-fn compile_check(op: Op, m: &MatchExpression) -> Result<Check, ExprError> {
+fn compile_check(op: Op, m: &MatchExpression, budget: &mut Budget) -> Result<Check, ExprError> {
     let count_error = |count| ExprError::WrongValueCount {
         op: op.as_str().into(),
         count,
@@ -235,21 +259,28 @@ fn compile_check(op: Op, m: &MatchExpression) -> Result<Check, ExprError> {
                 op: op.as_str().into(),
             })
         }
-        Op::In => Ok(Check::In(m.value.clone())),
-        Op::NotIn => Ok(Check::NotIn(m.value.clone())),
-        Op::InRegexp => m
-            .value
-            .iter()
-            .map(|p| {
-                go_regex(p)
-                    .map(|re| (re, anchored_prefix(p)))
-                    .map_err(|reason| ExprError::BadRegexp {
-                        pattern: p.clone(),
-                        reason,
-                    })
-            })
-            .collect::<Result<_, _>>()
-            .map(Check::Regexp),
+        Op::In => Ok(Check::In(Values::new(&m.value))),
+        Op::NotIn => Ok(Check::NotIn(Values::new(&m.value))),
+        Op::InRegexp => {
+            let mut res = Vec::with_capacity(m.value.len());
+            for p in &m.value {
+                if !budget.regex() {
+                    break;
+                }
+                let re =
+                    go_regex_within(p, budget.limits.max_regex_nfa_bytes).map_err(|reason| {
+                        ExprError::BadRegexp {
+                            pattern: p.clone(),
+                            reason,
+                        }
+                    })?;
+                if !budget.regex_bytes(re.memory_usage()) {
+                    break;
+                }
+                res.push((re, anchored_prefix(p)));
+            }
+            Ok(Check::Regexp(res))
+        }
         Op::IsTrue | Op::IsFalse if !m.value.is_empty() => Err(ExprError::ValueMustBeEmpty {
             op: op.as_str().into(),
             value: go_list(&m.value),
@@ -317,8 +348,8 @@ fn compile_check(op: Op, m: &MatchExpression) -> Result<Check, ExprError> {
 impl Check {
     fn eval(&self, v: &str) -> Result<bool, ExprError> {
         Ok(match self {
-            Check::In(list) => list.iter().any(|x| x == v),
-            Check::NotIn(list) => !list.iter().any(|x| x == v),
+            Check::In(list) => list.contains(v),
+            Check::NotIn(list) => !list.contains(v),
             Check::Regexp(res) => res.iter().any(|(re, _)| re.is_match(v)),
             Check::IsTrue => v == "true",
             Check::IsFalse => v == "false",
@@ -402,15 +433,65 @@ impl Version {
 
 /// Compiles a Go RE2 pattern with the same meaning in Rust's regex crate. The syntaxes agree
 /// except that Go's `\d \w \s \b` are ASCII-only (Rust's are Unicode) and Go has `\Q...\E`.
+/// A Go regexp (RE2 syntax and meaning) compiled with the default size bound.
 pub fn go_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&translate_go_regex(pattern)).map_err(|e| {
-        e.to_string()
-            .lines()
-            .last()
-            .unwrap_or("invalid pattern")
-            .trim_start_matches("error: ")
-            .to_string()
-    })
+    go_regex_within(pattern, Limits::default().max_regex_nfa_bytes)
+}
+
+/// Patterns are matched against short feature values and names: a small lazy-DFA cache per
+/// pattern is plenty, and keeps thousands of patterns from each growing megabytes of it.
+const REGEX_CACHE_BYTES: usize = 64 << 10;
+
+/// A Go regexp whose compiled form may take at most `nfa_bytes` (larger: an error, as Go's
+/// "expression too large").
+fn go_regex_within(pattern: &str, nfa_bytes: usize) -> Result<Regex, String> {
+    let config = Regex::config()
+        .nfa_size_limit(Some(nfa_bytes))
+        .onepass_size_limit(Some(nfa_bytes))
+        .dfa_size_limit(Some(nfa_bytes))
+        .hybrid_cache_capacity(REGEX_CACHE_BYTES);
+    Regex::builder()
+        .configure(config)
+        .build(&translate_go_regex(pattern))
+        .map_err(|e| {
+            if let Some(limit) = e.size_limit() {
+                return format!("expression too large (compiled it exceeds {limit} bytes)");
+            }
+            let text = match e.syntax_error() {
+                Some(s) => s.to_string(),
+                None => e.to_string(),
+            };
+            text.lines()
+                .last()
+                .unwrap_or("invalid pattern")
+                .trim_start_matches("error: ")
+                .to_string()
+        })
+}
+
+/// The values of `In`/`NotIn`: a list for the usual few, a set for long lists (a spec may list
+/// thousands, checked against every element of a feature).
+#[derive(Debug, Clone)]
+enum Values {
+    List(Vec<String>),
+    Set(HashSet<String>),
+}
+
+impl Values {
+    fn new(v: &[String]) -> Values {
+        if v.len() > 16 {
+            Values::Set(v.iter().cloned().collect())
+        } else {
+            Values::List(v.to_vec())
+        }
+    }
+
+    fn contains(&self, v: &str) -> bool {
+        match self {
+            Values::List(l) => l.iter().any(|x| x == v),
+            Values::Set(s) => s.contains(v),
+        }
+    }
 }
 
 fn translate_go_regex(p: &str) -> String {

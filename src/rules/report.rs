@@ -45,9 +45,19 @@ pub struct MatchAnyStatus<'a> {
 pub struct MatchedExpression<'a> {
     pub feature: &'a str,
     pub name: &'a str,
+    /// null for a null expression, as NFD prints its nil pointer.
+    #[serde(serialize_with = "null_expression")]
     pub expression: &'a MatchExpression,
     pub matcher_type: &'static str,
     pub is_match: bool,
+}
+
+fn null_expression<S: serde::Serializer>(e: &&MatchExpression, s: S) -> Result<S::Ok, S::Error> {
+    if e.null {
+        s.serialize_none()
+    } else {
+        e.serialize(s)
+    }
 }
 
 fn is_zero(w: &i64) -> bool {
@@ -292,7 +302,7 @@ fn explain_term(spec: &FeatureMatcherTerm, term: &Term, lookup: &Lookup) -> Vec<
     let mut out = Vec::new();
     let mut exprs_ok = true;
     if let (Some(exprs), Some(specs)) = (&term.exprs, &spec.match_expressions) {
-        if let Ok((m, matched)) = match_multi(exprs, f) {
+        if let Ok((m, matched)) = match_multi(exprs, f, &lookup.steps, None) {
             exprs_ok = m;
             if !m {
                 out.extend(
@@ -304,7 +314,7 @@ fn explain_term(spec: &FeatureMatcherTerm, term: &Term, lookup: &Lookup) -> Vec<
         }
     }
     if let (true, Some(name), Some(spec_name)) = (exprs_ok, &term.name, &spec.match_name) {
-        if let Ok(false) = match_names(name, f) {
+        if let Ok(false) = match_names(name, f, &lookup.steps) {
             out.push(fail(format!("no element name matches {spec_name}")));
         }
     }
@@ -320,6 +330,17 @@ fn explain_exprs(
     let mut out = Vec::new();
     let union = f.flags.is_some() || f.attrs.is_some();
     for (i, ((name, spec), (_, e))) in specs.iter().zip(exprs).enumerate() {
+        // A person reads the first few; a spec of thousands of failing expressions must not
+        // make thousands of messages.
+        if out.len() == MAX_EXPLAINED {
+            let rest = matched[i..].iter().filter(|m| !**m).count();
+            if rest > 0 {
+                out.push(format!(
+                    "{rest} more expressions of this term did not match"
+                ));
+            }
+            break;
+        }
         if union {
             let in_flags = f.flags.map(|k| k.contains(name));
             let value = f.attrs.and_then(|a| a.get(name));
@@ -358,6 +379,9 @@ fn explain_exprs(
     }
     out
 }
+
+/// Failed expressions of one term explained one by one; the rest are counted.
+const MAX_EXPLAINED: usize = 16;
 
 /// `node has vendor 1af4, 8086` or `no instance has vendor`, capped for readability.
 fn instance_values(f: FeatureView, name: &str) -> String {

@@ -1,33 +1,36 @@
 //! Turns a YAML tree into a `Spec` the way NFD's sigs.k8s.io/yaml + encoding/json would,
 //! collecting every error and warning with its location instead of stopping at the first.
 
-use super::diag::{Diagnostic, Severity};
+use super::diag::{Diagnostic, Diags, Path, Severity};
 use super::types::*;
 use crate::yaml::{Node, NodeKind, Scalar, Value11};
 
 pub(crate) struct Decoder {
-    pub diags: Vec<Diagnostic>,
+    pub diags: Diags,
 }
 
 impl Decoder {
     pub fn new() -> Self {
-        Decoder { diags: Vec::new() }
+        Decoder {
+            diags: Diags::default(),
+        }
     }
 
-    fn push(&mut self, severity: Severity, pos: Pos, path: &str, message: String) {
+    fn push(&mut self, severity: Severity, pos: Pos, path: &Path, message: String) {
         self.diags.push(Diagnostic {
             severity,
             pos,
             path: path.to_string(),
             message,
+            lazy: false,
         });
     }
 
-    fn error(&mut self, node: &Node, path: &str, message: String) {
+    fn error(&mut self, node: &Node, path: &Path, message: String) {
         self.push(Severity::Error, node.pos, path, message);
     }
 
-    fn warn(&mut self, pos: Pos, path: &str, message: String) {
+    fn warn(&mut self, pos: Pos, path: &Path, message: String) {
         self.push(Severity::Warning, pos, path, message);
     }
 
@@ -36,22 +39,21 @@ impl Decoder {
         let Some(root) = root else {
             return spec;
         };
-        let Some(fields) = self.fields(root, "", &["version", "compatibilities"]) else {
+        let root_path = Path::ROOT;
+        let Some(fields) = self.fields(root, &root_path, &["version", "compatibilities"]) else {
             return spec;
         };
         for (name, node) in fields {
+            let p = root_path.field(name);
             match name {
-                "version" => spec.version = self.string(node, "version"),
-                _ => {
-                    spec.compatibilities =
-                        self.list(node, "compatibilities", |d, n, p| d.compatibility(n, p))
-                }
+                "version" => spec.version = self.string(node, &p),
+                _ => spec.compatibilities = self.list(node, &p, |d, n, p| d.compatibility(n, p)),
             }
         }
         spec
     }
 
-    fn compatibility(&mut self, node: &Node, path: &str) -> Compatibility {
+    fn compatibility(&mut self, node: &Node, path: &Path) -> Compatibility {
         let mut c = Compatibility {
             pos: node.pos,
             ..Default::default()
@@ -61,7 +63,7 @@ impl Decoder {
             return c;
         };
         for (name, n) in fields {
-            let p = format!("{path}.{name}");
+            let p = path.field(name);
             match name {
                 "rules" => c.rules = self.list(n, &p, |d, n, p| d.rule(n, p)),
                 "weight" => c.weight = self.int(n, &p),
@@ -72,22 +74,23 @@ impl Decoder {
         c
     }
 
-    fn rule(&mut self, node: &Node, path: &str) -> GroupRule {
+    fn rule(&mut self, node: &Node, path: &Path) -> GroupRule {
         let mut r = GroupRule {
             pos: node.pos,
             ..Default::default()
         };
         // The name labels every location below it, so read it first.
-        let label = match peek(node, "name") {
-            Some(name) => format!("{path}(\"{name}\")"),
-            None => path.to_string(),
+        let name = peek(node, "name");
+        let label = match &name {
+            Some(name) => path.quoted(name),
+            None => *path,
         };
         let known = ["name", "vars", "varsTemplate", "matchFeatures", "matchAny"];
         let Some(fields) = self.fields(node, &label, &known) else {
             return r;
         };
         for (name, n) in fields {
-            let p = format!("{label}.{name}");
+            let p = label.field(name);
             match name {
                 "name" => r.name = self.string(n, &p),
                 "vars" => r.vars = self.string_map(n, &p),
@@ -102,35 +105,36 @@ impl Decoder {
         r
     }
 
-    fn match_any(&mut self, node: &Node, path: &str) -> MatchAnyElem {
+    fn match_any(&mut self, node: &Node, path: &Path) -> MatchAnyElem {
         let mut m = MatchAnyElem {
             pos: node.pos,
             ..Default::default()
         };
         if let Some(fields) = self.fields(node, path, &["matchFeatures"]) {
             for (_, n) in fields {
-                let p = format!("{path}.matchFeatures");
+                let p = path.field("matchFeatures");
                 m.match_features = self.list(n, &p, |d, n, p| d.term(n, p));
             }
         }
         m
     }
 
-    fn term(&mut self, node: &Node, path: &str) -> FeatureMatcherTerm {
+    fn term(&mut self, node: &Node, path: &Path) -> FeatureMatcherTerm {
         let mut t = FeatureMatcherTerm {
             pos: node.pos,
             ..Default::default()
         };
-        let label = match peek(node, "feature") {
-            Some(f) => format!("{path}({f})"),
-            None => path.to_string(),
+        let feature = peek(node, "feature");
+        let label = match &feature {
+            Some(f) => path.paren(f),
+            None => *path,
         };
         let known = ["feature", "matchExpressions", "matchName"];
         let Some(fields) = self.fields(node, &label, &known) else {
             return t;
         };
         for (name, n) in fields {
-            let p = format!("{label}.{name}");
+            let p = label.field(name);
             match name {
                 "feature" => t.feature = self.string(n, &p),
                 "matchExpressions" => t.match_expressions = self.expression_set(n, &p),
@@ -143,7 +147,7 @@ impl Decoder {
     fn expression_set(
         &mut self,
         node: &Node,
-        path: &str,
+        path: &Path,
     ) -> Option<Vec<(String, MatchExpression)>> {
         if node.is_null() {
             return None;
@@ -159,36 +163,44 @@ impl Decoder {
             );
             return None;
         };
-        let mut out: Vec<(String, MatchExpression)> = Vec::new();
+        let mut out: LastWins<MatchExpression> = LastWins::default();
         for (k, v) in entries {
             let Some(key) = self.key(k, path) else {
                 continue;
             };
-            let p = format!("{path}.{key}");
-            if v.is_null() {
-                self.error(
-                    v,
-                    &p,
-                    "the expression is empty (null); write {op: Exists} or another expression"
+            let p = path.field(&key);
+            let e = if v.is_null() {
+                // NFD reads it (a nil expression) and crashes where its evaluation reaches it.
+                self.diags.push(Diagnostic {
+                    severity: Severity::Error,
+                    pos: v.pos,
+                    path: p.to_string(),
+                    message: "the expression is empty (null); write {op: Exists} or another \
+                              expression"
                         .into(),
-                );
-                continue;
-            }
-            let e = self.expression(v, &p);
-            if let Some(i) = out.iter().position(|(k, _)| *k == key) {
+                    lazy: true,
+                });
+                MatchExpression {
+                    null: true,
+                    pos: v.pos,
+                    ..Default::default()
+                }
+            } else {
+                self.expression(v, &p)
+            };
+            if out.contains(&key) {
                 self.warn(
                     k.pos,
                     &p,
                     "duplicate element name; the later expression replaces the earlier one".into(),
                 );
-                out.remove(i);
             }
-            out.push((key, e));
+            out.insert(key, e);
         }
-        Some(out)
+        Some(out.into_vec())
     }
 
-    fn expression(&mut self, node: &Node, path: &str) -> MatchExpression {
+    fn expression(&mut self, node: &Node, path: &Path) -> MatchExpression {
         let mut e = MatchExpression {
             pos: node.pos,
             ..Default::default()
@@ -197,7 +209,7 @@ impl Decoder {
             return e;
         };
         for (name, n) in fields {
-            let p = format!("{path}.{name}");
+            let p = path.field(name);
             match name {
                 "op" => e.op = self.string(n, &p),
                 "value" => e.value = self.list(n, &p, |d, n, p| d.string(n, p)),
@@ -212,7 +224,7 @@ impl Decoder {
     fn fields<'n>(
         &mut self,
         node: &'n Node,
-        path: &str,
+        path: &Path,
         known: &[&'static str],
     ) -> Option<Vec<(&'static str, &'n Node)>> {
         let entries = match &node.kind {
@@ -233,7 +245,7 @@ impl Decoder {
             let Some(key) = self.key(k, path) else {
                 continue;
             };
-            let here = join(path, &key);
+            let here = path.field(&key);
             let field = known.iter().find(|f| **f == key).or_else(|| {
                 let f = known.iter().find(|f| f.eq_ignore_ascii_case(&key))?;
                 self.warn(
@@ -270,11 +282,11 @@ impl Decoder {
     }
 
     /// A map key as sigs.k8s.io/yaml turns it into a JSON key.
-    fn key(&mut self, k: &Node, path: &str) -> Option<String> {
+    fn key(&mut self, k: &Node, path: &Path) -> Option<String> {
         match &k.kind {
             NodeKind::Scalar(s) if s.value != Value11::Null => {
                 let text = s.as_go_string().unwrap_or_default();
-                self.yaml11_warning(s, k.pos, &join(path, &text));
+                self.yaml11_warning(s, k.pos, &path.field(&text));
                 Some(text)
             }
             _ => {
@@ -288,7 +300,7 @@ impl Decoder {
         }
     }
 
-    fn string(&mut self, node: &Node, path: &str) -> String {
+    fn string(&mut self, node: &Node, path: &Path) -> String {
         match &node.kind {
             NodeKind::Scalar(s) => {
                 self.yaml11_warning(s, node.pos, path);
@@ -305,8 +317,12 @@ impl Decoder {
         }
     }
 
-    fn yaml11_warning(&mut self, s: &Scalar, pos: Pos, path: &str) {
+    fn yaml11_warning(&mut self, s: &Scalar, pos: Pos, path: &Path) {
         if !s.reads_differently() {
+            return;
+        }
+        if !self.diags.room() {
+            self.diags.drop_one(Severity::Warning, false);
             return;
         }
         let reading = match s.as_go_string() {
@@ -326,7 +342,7 @@ impl Decoder {
         );
     }
 
-    fn int(&mut self, node: &Node, path: &str) -> i64 {
+    fn int(&mut self, node: &Node, path: &Path) -> i64 {
         let value = match &node.kind {
             NodeKind::Scalar(s) => match s.value {
                 Value11::Null => Some(0),
@@ -349,14 +365,14 @@ impl Decoder {
     fn list<T>(
         &mut self,
         node: &Node,
-        path: &str,
-        mut item: impl FnMut(&mut Self, &Node, &str) -> T,
+        path: &Path,
+        mut item: impl FnMut(&mut Self, &Node, &Path) -> T,
     ) -> Vec<T> {
         match &node.kind {
             NodeKind::Seq(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, n)| item(self, n, &format!("{path}[{i}]")))
+                .map(|(i, n)| item(self, n, &path.index(i)))
                 .collect(),
             _ if node.is_null() => Vec::new(),
             _ => {
@@ -370,18 +386,17 @@ impl Decoder {
         }
     }
 
-    fn string_map(&mut self, node: &Node, path: &str) -> Vec<(String, String)> {
+    fn string_map(&mut self, node: &Node, path: &Path) -> Vec<(String, String)> {
         match &node.kind {
             NodeKind::Map(entries) => {
-                let mut out: Vec<(String, String)> = Vec::new();
+                let mut out: LastWins<String> = LastWins::default();
                 for (k, v) in entries {
                     if let Some(key) = self.key(k, path) {
-                        let value = self.string(v, &join(path, &key));
-                        out.retain(|(k, _)| *k != key);
-                        out.push((key, value));
+                        let value = self.string(v, &path.field(&key));
+                        out.insert(key, value);
                     }
                 }
-                out
+                out.into_vec()
             }
             _ if node.is_null() => Vec::new(),
             _ => {
@@ -396,11 +411,42 @@ impl Decoder {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// Entries of a map where a repeated key replaces the earlier entry and moves to the end, as
+/// Go's map-then-order reading does here; linear in the number of entries.
+struct LastWins<V> {
+    entries: Vec<Option<(String, V)>>,
+    at: std::collections::HashMap<String, usize>,
+}
+
+impl<V> Default for LastWins<V> {
+    fn default() -> Self {
+        LastWins {
+            entries: Vec::new(),
+            at: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<V> LastWins<V> {
+    /// Adds an entry; true when it replaced one with the same key.
+    fn insert(&mut self, key: String, value: V) -> bool {
+        let replaced = match self.at.insert(key.clone(), self.entries.len()) {
+            Some(i) => {
+                self.entries[i] = None;
+                true
+            }
+            None => false,
+        };
+        self.entries.push(Some((key, value)));
+        replaced
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.at.contains_key(key)
+    }
+
+    fn into_vec(self) -> Vec<(String, V)> {
+        self.entries.into_iter().flatten().collect()
     }
 }
 

@@ -8,7 +8,7 @@ pub mod validate;
 pub use diag::{Diagnostic, Severity};
 pub use types::*;
 
-use crate::rules::CompiledSpec;
+use crate::rules::{CompiledSpec, Limits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -57,11 +57,25 @@ fn render(origin: &str, diags: &[Diagnostic]) -> String {
 /// each group in document order).
 #[derive(Debug, Clone)]
 pub struct Checked {
-    pub spec: Spec,
     pub diagnostics: Vec<Diagnostic>,
+    body: Body,
+}
+
+/// The spec compiled (what validation looked at), or as decoded when it exceeds the budget.
+#[derive(Debug, Clone)]
+enum Body {
+    Compiled(CompiledSpec),
+    TooLarge(Spec),
 }
 
 impl Checked {
+    pub fn spec(&self) -> &Spec {
+        match &self.body {
+            Body::Compiled(c) => c.spec(),
+            Body::TooLarge(s) => s,
+        }
+    }
+
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics.iter().filter(|d| d.is_error())
     }
@@ -75,40 +89,84 @@ impl Checked {
     }
 }
 
-/// Parses and validates a spec, collecting every problem. Only a YAML syntax error stops
-/// early (nothing after it can be read reliably).
+/// Parses, compiles and validates a spec, collecting every problem (the strict reading of
+/// `validate-spec`). Only a YAML syntax error stops early (nothing after it can be read
+/// reliably); a spec over the budget is one error.
 pub fn check(text: &str, origin: &str) -> Result<Checked, SpecError> {
+    check_within(text, origin, &Limits::default())
+}
+
+fn check_within(text: &str, origin: &str, limits: &Limits) -> Result<Checked, SpecError> {
     let root = crate::yaml::load(text).map_err(|source| SpecError::Syntax {
         origin: origin.to_string(),
         source,
     })?;
     let mut decoder = decode::Decoder::new();
     let spec = decoder.spec(root.as_ref());
-    let mut diagnostics = decoder.diags;
-    diagnostics.extend(validate::validate(&spec));
+    drop(root);
+    let mut diagnostics = decoder.diags.finish();
+    let body = match CompiledSpec::compile_with(spec, *limits) {
+        Ok(c) => {
+            diagnostics.extend(validate::validate(&c));
+            Body::Compiled(c)
+        }
+        Err((spec, e)) => {
+            diagnostics.push(Diagnostic {
+                severity: Severity::Error,
+                pos: Pos::default(),
+                path: String::new(),
+                message: format!("{e}: image-compat refuses specs this large"),
+                lazy: false,
+            });
+            Body::TooLarge(spec)
+        }
+    };
     diagnostics.sort_by_key(|d| (d.severity, d.pos));
-    Ok(Checked { spec, diagnostics })
+    Ok(Checked { diagnostics, body })
 }
 
-/// A spec ready to evaluate, with the warnings found while reading it.
+/// How a spec is read before it is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reading {
+    /// As NFD reads it: refused only for what NFD's reader refuses (YAML, types); an invalid
+    /// expression fails the evaluation only where the evaluation reaches it.
+    #[default]
+    Nfd,
+    /// Every error refuses the spec, wherever it is (`evaluate --strict`, `strictSpecs`).
+    Strict,
+}
+
+/// A spec ready to evaluate, with what reading it found.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub spec: CompiledSpec,
+    /// Warnings of the strict reading (YAML 1.1 scalars, unknown features, ...).
     pub warnings: Vec<Diagnostic>,
+    /// Errors NFD does not refuse the spec for (read as NFD does): an evaluation that does not
+    /// reach them reports them as warnings; one that does fails.
+    pub unreached: Vec<Diagnostic>,
 }
 
-/// Parses, validates and compiles a spec; any error makes it invalid.
-pub fn load(text: &str, origin: &str) -> Result<Loaded, SpecError> {
+/// Parses, validates and compiles a spec as `reading` says, within the default budget.
+pub fn load(text: &str, origin: &str, reading: Reading) -> Result<Loaded, SpecError> {
     let checked = check(text, origin)?;
-    if !checked.is_valid() {
-        return Err(SpecError::Invalid {
-            origin: origin.to_string(),
-            diagnostics: checked.diagnostics,
-        });
-    }
-    let warnings = checked.diagnostics;
+    let refused = match reading {
+        Reading::Strict => !checked.is_valid(),
+        Reading::Nfd => checked.diagnostics.iter().any(Diagnostic::is_fatal),
+    };
+    let compiled = match checked.body {
+        Body::Compiled(c) if !refused => c,
+        _ => {
+            return Err(SpecError::Invalid {
+                origin: origin.to_string(),
+                diagnostics: checked.diagnostics,
+            })
+        }
+    };
+    let (unreached, warnings) = checked.diagnostics.into_iter().partition(|d| d.is_error());
     Ok(Loaded {
-        spec: CompiledSpec::new(checked.spec),
+        spec: compiled,
         warnings,
+        unreached,
     })
 }

@@ -1,20 +1,22 @@
 //! The image compatibility spec v1alpha1 as data: sets of NFD GroupRules.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The only spec version this tool understands (NFD's `image-compatibility/v1alpha1`).
 pub const SPEC_VERSION: &str = "v1alpha1";
 
 pub use crate::yaml::Pos;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Spec {
     pub version: String,
     pub compatibilities: Vec<Compatibility>,
 }
 
 /// One compatibility set: the image runs on a node where all its rules match.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Compatibility {
     pub rules: Vec<GroupRule>,
     pub weight: i64,
@@ -25,7 +27,8 @@ pub struct Compatibility {
 }
 
 /// NFD's GroupRule: all `matchFeatures` terms and at least one `matchAny` element must match.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupRule {
     pub name: String,
@@ -40,7 +43,8 @@ pub struct GroupRule {
     pub pos: Pos,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 pub struct MatchAnyElem {
     pub match_features: Vec<FeatureMatcherTerm>,
@@ -49,7 +53,8 @@ pub struct MatchAnyElem {
 }
 
 /// Requirements on one feature (`pci.device`, `kernel.loadedmodule`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureMatcherTerm {
     /// As written; lookups lower-case it, reports keep it as written (as NFD does).
@@ -64,13 +69,18 @@ pub struct FeatureMatcherTerm {
 
 /// `{op, value, type}`. `op` is kept as written so reports and errors show what the author
 /// wrote; the rule engine parses it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MatchExpression {
     pub op: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub value: Vec<String>,
     #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
     pub value_type: String,
+    /// Written as `null` (`vendor: ~`): NFD decodes a nil expression, on which its evaluation
+    /// crashes wherever it reaches it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub null: bool,
     #[serde(skip)]
     pub pos: Pos,
 }

@@ -1,9 +1,9 @@
 //! Semantic checks of a spec: what NFD would reject at evaluation, and what silently never
 //! matches, each with its location.
 
-use super::diag::{Diagnostic, Severity};
+use super::diag::{Diagnostic, Diags, Severity};
 use super::types::*;
-use crate::rules::{Expr, Op};
+use crate::rules::{CompiledSpec, Expr, Op, Term};
 
 /// Feature names NFD's sources produce (FEATURES.md), with their types, to catch typos and
 /// expressions that can never match.
@@ -49,16 +49,18 @@ enum Kind {
 }
 
 struct Checker {
-    out: Vec<Diagnostic>,
+    out: Diags,
 }
 
 impl Checker {
     fn push(&mut self, severity: Severity, pos: Pos, path: &str, message: String) {
+        // Everything checked here NFD refuses at most where its evaluation reaches it.
         self.out.push(Diagnostic {
             severity,
             pos,
             path: path.to_string(),
             message,
+            lazy: severity == Severity::Error,
         });
     }
     fn error(&mut self, pos: Pos, path: &str, message: String) {
@@ -72,8 +74,11 @@ impl Checker {
 /// Every semantic problem of the spec. Errors are what NFD would refuse when it evaluates
 /// the expression (so image-compat refuses the spec up front, whatever the node) and what
 /// image-compat cannot evaluate faithfully; warnings are what is valid but likely a mistake.
-pub fn validate(spec: &Spec) -> Vec<Diagnostic> {
-    let mut c = Checker { out: Vec::new() };
+pub fn validate(compiled: &CompiledSpec) -> Vec<Diagnostic> {
+    let spec = compiled.spec();
+    let mut c = Checker {
+        out: Diags::default(),
+    };
     match spec.version.as_str() {
         SPEC_VERSION => {}
         "" => c.error(
@@ -104,17 +109,28 @@ pub fn validate(spec: &Spec) -> Vec<Diagnostic> {
             );
         }
         for (ri, rule) in set.rules.iter().enumerate() {
-            check_rule(
-                &mut c,
-                rule,
-                &format!("{path}.rules[{ri}](\"{}\")", rule.name),
-            );
+            let terms = |any| compiled.terms(si, ri, any);
+            let rule_path = format!("{path}.rules[{ri}](\"{}\")", rule.name);
+            if let Some(e) = compiled.template_error(si, ri) {
+                c.error(
+                    rule.pos,
+                    &format!("{rule_path}.varsTemplate"),
+                    crate::rules::template::TemplateError::FailedParse(Box::new(e.clone()))
+                        .to_string(),
+                );
+            }
+            check_rule(&mut c, rule, &terms, &rule_path);
         }
     }
-    c.out
+    c.out.finish()
 }
 
-fn check_rule(c: &mut Checker, rule: &GroupRule, path: &str) {
+fn check_rule<'a>(
+    c: &mut Checker,
+    rule: &GroupRule,
+    compiled: &dyn Fn(Option<usize>) -> &'a [Term],
+    path: &str,
+) {
     if rule.name.is_empty() {
         c.warn(
             rule.pos,
@@ -122,15 +138,7 @@ fn check_rule(c: &mut Checker, rule: &GroupRule, path: &str) {
             "the rule has no name; reports will show \"\"".into(),
         );
     }
-    if !rule.vars_template.is_empty() {
-        c.error(
-            rule.pos,
-            &format!("{path}.varsTemplate"),
-            "varsTemplate is not supported by image-compat (Go templates are not evaluated); \
-             use vars"
-                .into(),
-        );
-    }
+
     let no_features = rule.match_features.as_ref().is_none_or(|f| f.is_empty());
     if no_features && rule.match_any.is_empty() {
         c.warn(
@@ -139,14 +147,17 @@ fn check_rule(c: &mut Checker, rule: &GroupRule, path: &str) {
             "the rule has no matchFeatures and no matchAny: it matches every node".into(),
         );
     }
+    let features = compiled(None);
     for (ti, term) in rule.match_features.iter().flatten().enumerate() {
         check_term(
             c,
             term,
+            &features[ti],
             &format!("{path}.matchFeatures[{ti}]({})", term.feature),
         );
     }
     for (ai, any) in rule.match_any.iter().enumerate() {
+        let terms = compiled(Some(ai));
         if any.match_features.is_empty() {
             c.warn(
                 any.pos,
@@ -159,12 +170,12 @@ fn check_rule(c: &mut Checker, rule: &GroupRule, path: &str) {
                 "{path}.matchAny[{ai}].matchFeatures[{ti}]({})",
                 term.feature
             );
-            check_term(c, term, &p);
+            check_term(c, term, &terms[ti], &p);
         }
     }
 }
 
-fn check_term(c: &mut Checker, term: &FeatureMatcherTerm, path: &str) {
+fn check_term(c: &mut Checker, term: &FeatureMatcherTerm, compiled: &Term, path: &str) {
     if term.feature.is_empty() {
         c.error(term.pos, path, "the term has no feature".into());
         return;
@@ -212,14 +223,16 @@ fn check_term(c: &mut Checker, term: &FeatureMatcherTerm, path: &str) {
                 .into(),
         );
     }
-    for (name, e) in term.match_expressions.iter().flatten() {
-        let p = format!("{path}.matchExpressions.{name}");
-        check_expr(c, e, &p);
+    let exprs = compiled.exprs.as_deref().unwrap_or_default();
+    for (i, (name, e)) in term.match_expressions.iter().flatten().enumerate() {
+        // Written out only for a diagnostic: most expressions have none.
+        let p = || format!("{path}.matchExpressions.{name}");
+        check_expr(c, e, &exprs[i].1, &p);
         if let (Some(Kind::Flags), Some(op)) = (kind, Op::parse(&e.op)) {
             if !matches!(op, Op::Any | Op::Exists | Op::DoesNotExist) {
                 c.warn(
                     e.pos,
-                    &p,
+                    &p(),
                     format!(
                         "{lower} is a flag feature (names only, no values): {} never matches a \
                          flag; use Exists or DoesNotExist",
@@ -229,29 +242,28 @@ fn check_term(c: &mut Checker, term: &FeatureMatcherTerm, path: &str) {
             }
         }
     }
-    if let Some(e) = &term.match_name {
-        let p = format!("{path}.matchName");
-        check_expr(c, e, &p);
+    if let (Some(e), Some(compiled)) = (&term.match_name, &compiled.name) {
+        let p = || format!("{path}.matchName");
+        check_expr(c, e, compiled, &p);
         if e.op == Op::DoesNotExist.as_str() {
             c.warn(
                 e.pos,
-                &p,
+                &p(),
                 "DoesNotExist in matchName never matches (every name exists)".into(),
             );
         }
     }
 }
 
-fn check_expr(c: &mut Checker, e: &MatchExpression, path: &str) {
-    let compiled = Expr::compile(e);
+fn check_expr(c: &mut Checker, e: &MatchExpression, compiled: &Expr, path: &dyn Fn() -> String) {
     if let Some(err) = compiled.static_error() {
-        c.error(e.pos, path, format!("{e}: {err}"));
+        c.error(e.pos, &path(), format!("{e}: {err}"));
         return;
     }
     if compiled.never_matches() {
         c.warn(
             e.pos,
-            path,
+            &path(),
             format!("{e}: the lower bound is not below the upper bound, so this never matches"),
         );
     }
@@ -262,7 +274,7 @@ fn check_expr(c: &mut Checker, e: &MatchExpression, path: &str) {
     if !e.value_type.is_empty() && !comparison {
         c.warn(
             e.pos,
-            path,
+            &path(),
             format!(
                 "type \"{}\" is ignored for op {} (it applies to Gt, Ge, Lt, Le, GtLt, GeLe)",
                 e.value_type,

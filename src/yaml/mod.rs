@@ -68,9 +68,12 @@ impl Scalar {
 
     /// True when NFD's reading of this scalar as a string differs from its text.
     pub fn reads_differently(&self) -> bool {
-        match self.as_go_string() {
-            Some(s) => s != self.text,
-            None => !self.text.is_empty(),
+        // Strings, the common case, read as written: decided without building the reading.
+        match self.value {
+            Value11::Str => false,
+            Value11::Null => !self.text.is_empty(),
+            Value11::Bool(b) => self.text != if b { "true" } else { "false" },
+            _ => self.as_go_string().is_some_and(|s| s != self.text),
         }
     }
 
@@ -123,9 +126,46 @@ pub enum YamlError {
     },
 }
 
-/// Parses one YAML (or JSON) document. An empty document yields `None`.
+/// Bounds on what one document may make the reader build: untrusted documents (specs from a
+/// registry) must not expand into more memory or time than their bytes suggest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Nodes (scalars, lists, maps) after aliases are expanded: each alias counts the nodes of
+    /// what it refers to, so a few hundred bytes of nested aliases cannot become billions.
+    pub max_nodes: usize,
+    /// Scalar text after aliases are expanded, in bytes.
+    pub max_text_bytes: usize,
+    /// Nesting of lists and maps.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    /// Far above what any spec, config or features file needs (a 1 MiB spec of 29,000
+    /// expressions is ~180,000 nodes), far below what exhausts a node.
+    fn default() -> Self {
+        Limits {
+            max_nodes: 400_000,
+            max_text_bytes: 8 << 20,
+            max_depth: 64,
+        }
+    }
+}
+
+/// Parses one YAML (or JSON) document within the default [`Limits`]. An empty document yields
+/// `None`.
 pub fn load(text: &str) -> Result<Option<Node>, YamlError> {
-    let mut builder = Builder::default();
+    load_with(text, &Limits::default())
+}
+
+/// Parses one YAML (or JSON) document within `limits`.
+pub fn load_with(text: &str, limits: &Limits) -> Result<Option<Node>, YamlError> {
+    // go-yaml (NFD's reader) skips a byte order mark and refuses control characters.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_characters(text)?;
+    let mut builder = Builder {
+        limits: *limits,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     parser
         .load(&mut builder, true)
@@ -149,12 +189,48 @@ enum Frame {
     Map(Vec<(Node, Node)>, Option<Node>, Pos, usize),
 }
 
+/// YAML 1.1's printable characters, as go-yaml v2 checks them: tab, LF, CR, NEL and
+/// everything from space on except DEL, the C1 controls, surrogates and U+FFFE/U+FFFF. Any
+/// other character (a NUL, an escape) is an error at its position, never the silent end of the
+/// document.
+fn check_characters(text: &str) -> Result<(), YamlError> {
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{85}')
+            || ('\u{20}'..='\u{7e}').contains(&c)
+            || ('\u{a0}'..='\u{d7ff}').contains(&c)
+            || ('\u{e000}'..='\u{fffd}').contains(&c)
+            || c >= '\u{10000}'
+    };
+    let Some(at) = text.find(|c: char| !printable(c)) else {
+        return Ok(());
+    };
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let c = text[at..].chars().next().unwrap_or_default();
+    Err(YamlError::Invalid {
+        line,
+        col,
+        message: format!(
+            "control characters are not allowed (U+{:04X} here)",
+            c as u32
+        ),
+    })
+}
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
     docs: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their expanded size (nodes, text bytes).
+    anchors: HashMap<usize, (Node, usize, usize)>,
     error: Option<YamlError>,
+    limits: Limits,
+    /// Nodes and text built so far, aliases expanded.
+    nodes: usize,
+    text_bytes: usize,
+    /// Size of each open frame's content so far, to know an anchored node's size.
+    sizes: Vec<(usize, usize)>,
 }
 
 fn pos_of(mark: &Marker) -> Pos {
@@ -175,9 +251,58 @@ impl Builder {
         }
     }
 
-    fn push(&mut self, node: Node, anchor: usize) {
+    /// Counts `nodes` nodes and `text` bytes against the limits; false (and the error set)
+    /// when they are exceeded.
+    fn count(&mut self, pos: Pos, nodes: usize, text: usize) -> bool {
+        self.nodes = self.nodes.saturating_add(nodes);
+        self.text_bytes = self.text_bytes.saturating_add(text);
+        for s in &mut self.sizes {
+            s.0 = s.0.saturating_add(nodes);
+            s.1 = s.1.saturating_add(text);
+        }
+        let l = self.limits;
+        let over = if self.nodes > l.max_nodes {
+            Some(format!(
+                "the document expands to more than {} nodes (aliases count the nodes they repeat)",
+                l.max_nodes
+            ))
+        } else if self.text_bytes > l.max_text_bytes {
+            Some(format!(
+                "the document expands to more than {} bytes of text (aliases count the text they repeat)",
+                l.max_text_bytes
+            ))
+        } else {
+            None
+        };
+        match over {
+            Some(message) => {
+                self.fail(pos, message);
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn open(&mut self, frame: Frame, pos: Pos) {
+        if self.stack.len() >= self.limits.max_depth {
+            self.fail(
+                pos,
+                format!(
+                    "lists and maps nest deeper than {} levels",
+                    self.limits.max_depth
+                ),
+            );
+            return;
+        }
+        if self.count(pos, 1, 0) {
+            self.stack.push(frame);
+            self.sizes.push((1, 0));
+        }
+    }
+
+    fn push(&mut self, node: Node, anchor: usize, size: (usize, usize)) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size.0, size.1));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -198,29 +323,34 @@ impl MarkedEventReceiver for Builder {
         let pos = pos_of(&mark);
         match ev {
             Event::Scalar(text, style, anchor, tag) => match resolve(&text, style, tag.as_ref()) {
-                Ok(value) => self.push(
-                    Node {
-                        kind: NodeKind::Scalar(Scalar { text, value }),
-                        pos,
-                    },
-                    anchor,
-                ),
+                Ok(value) => {
+                    let size = (1, text.len());
+                    if self.count(pos, size.0, size.1) {
+                        let node = Node {
+                            kind: NodeKind::Scalar(Scalar { text, value }),
+                            pos,
+                        };
+                        self.push(node, anchor, size);
+                    }
+                }
                 Err(msg) => self.fail(pos, msg),
             },
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), pos, anchor)),
+            Event::SequenceStart(anchor, _) => self.open(Frame::Seq(Vec::new(), pos, anchor), pos),
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(Vec::new(), None, pos, anchor))
+                self.open(Frame::Map(Vec::new(), None, pos, anchor), pos)
             }
             Event::SequenceEnd => {
+                let size = self.sizes.pop().unwrap_or_default();
                 if let Some(Frame::Seq(items, p, anchor)) = self.stack.pop() {
                     let node = Node {
                         kind: NodeKind::Seq(items),
                         pos: p,
                     };
-                    self.push(node, anchor);
+                    self.push(node, anchor, size);
                 }
             }
             Event::MappingEnd => {
+                let size = self.sizes.pop().unwrap_or_default();
                 if let Some(Frame::Map(entries, _, p, anchor)) = self.stack.pop() {
                     match merge_keys(entries) {
                         Ok(entries) => {
@@ -228,14 +358,20 @@ impl MarkedEventReceiver for Builder {
                                 kind: NodeKind::Map(entries),
                                 pos: p,
                             };
-                            self.push(node, anchor);
+                            self.push(node, anchor, size);
                         }
                         Err(msg) => self.fail(p, msg),
                     }
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push(node, 0),
+            Event::Alias(id) => match self.anchors.get(&id) {
+                // Counted before it is copied: the copy is then bounded by the limits.
+                Some(&(_, nodes, text)) => {
+                    if self.count(pos, nodes, text) {
+                        let node = self.anchors[&id].0.clone();
+                        self.push(node, 0, (nodes, text));
+                    }
+                }
                 None => self.fail(pos, "alias to an unknown anchor".into()),
             },
             Event::StreamStart
@@ -248,7 +384,8 @@ impl MarkedEventReceiver for Builder {
 }
 
 /// Applies YAML merge keys (`<<: *anchor` or `<<: [*a, *b]`), as go-yaml v2 does: keys already
-/// in the mapping win over merged ones, earlier merged maps over later ones.
+/// in the mapping win over merged ones, earlier merged maps over later ones. Linear in the
+/// number of keys.
 fn merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, String> {
     let is_merge = |k: &Node| matches!(&k.kind, NodeKind::Scalar(Scalar { text, value: Value11::Str }) if text == "<<");
     if !entries.iter().any(|(k, _)| is_merge(k)) {
@@ -256,6 +393,7 @@ fn merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, String> {
     }
     let mut own = Vec::new();
     let mut merged: Vec<(Node, Node)> = Vec::new();
+    let mut merged_keys = std::collections::HashSet::new();
     for (k, v) in entries {
         if !is_merge(&k) {
             own.push((k, v));
@@ -274,24 +412,30 @@ fn merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, String> {
         };
         for src in sources {
             for (mk, mv) in src {
-                if !merged.iter().any(|(k, _)| same_key(k, &mk)) {
+                // Keys that are not scalars never compare equal.
+                let first = key_text(&mk).is_none_or(|t| merged_keys.insert(t));
+                if first {
                     merged.push((mk, mv));
                 }
             }
         }
     }
+    let own_keys: std::collections::HashSet<Option<String>> =
+        own.iter().filter_map(|(k, _)| key_text(k)).collect();
     for (mk, mv) in merged {
-        if !own.iter().any(|(k, _)| same_key(k, &mk)) {
+        if !key_text(&mk).is_some_and(|t| own_keys.contains(&t)) {
             own.push((mk, mv));
         }
     }
     Ok(own)
 }
 
-fn same_key(a: &Node, b: &Node) -> bool {
-    match (&a.kind, &b.kind) {
-        (NodeKind::Scalar(x), NodeKind::Scalar(y)) => x.as_go_string() == y.as_go_string(),
-        _ => false,
+/// A scalar key as NFD compares keys (its Go string, None for null); None for a key that is
+/// not a scalar, which equals no other key.
+fn key_text(k: &Node) -> Option<Option<String>> {
+    match &k.kind {
+        NodeKind::Scalar(s) => Some(s.as_go_string()),
+        _ => None,
     }
 }
 

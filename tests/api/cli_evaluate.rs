@@ -127,7 +127,6 @@ fn bad_input_is_exit_2_with_the_reason_on_stderr() {
     let cases: Vec<(String, String, &str)> = vec![
         (write("syntax.yaml", "version: [v1alpha1\n"), features.into(), "not valid YAML or JSON"),
         ("examples/invalid/broken.yaml".into(), features.into(), "invalid Op \"Inn\""),
-        (write("nosets.yaml", "version: v1alpha1\n"), features.into(), "no compatibility sets"),
         ("examples/vfio-cpu-nic.yaml".into(), write("f.json", "{\"x\": 1}"), "not a features file"),
         ("missing.yaml".into(), features.into(), "missing.yaml: cannot read"),
         (
@@ -146,6 +145,32 @@ fn bad_input_is_exit_2_with_the_reason_on_stderr() {
             text(&out.stderr)
         );
     }
+}
+
+/// NFD reads a spec without sets and answers with an empty report: so do we, and the missing
+/// answer is the exit status (2) with the reason.
+#[test]
+fn a_spec_without_sets_has_no_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("nosets.yaml");
+    std::fs::write(&spec, "version: v1alpha1\n").unwrap();
+    let spec = spec.display().to_string();
+    let features = "examples/features/intel-vm.json";
+    let out = evaluate(&spec, features, &["-o", "nfd-json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "[]", "NFD's empty report, byte for byte");
+    assert!(
+        text(&out.stderr).contains("the spec has no compatibility sets"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = evaluate(&spec, features, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains("verdict:  NO ANSWER"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

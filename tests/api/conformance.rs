@@ -79,7 +79,7 @@ fn every_case_agrees_with_nfd() {
             let doc =
                 json!({"version": "v1alpha1", "compatibilities": [{"rules": [case["rule"]]}]});
             let checked = spec::check(&doc.to_string(), id).unwrap();
-            let compiled = CompiledSpec::new(checked.spec);
+            let compiled = CompiledSpec::new(checked.spec().clone());
             outcome(
                 compiled
                     .evaluate(&features(&case["features"]), &[])
@@ -129,7 +129,7 @@ fn every_spec_agrees_with_nfd() {
     let tmp = tempfile::tempdir().unwrap();
     for dir in spec_dirs() {
         let text = std::fs::read_to_string(dir.join("spec.yaml")).unwrap();
-        let loaded = spec::load(&text, "spec.yaml").unwrap();
+        let loaded = spec::load(&text, "spec.yaml", spec::Reading::Strict).unwrap();
         let (features, _) = features_file(&dir, tmp.path());
         let expected: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
@@ -197,4 +197,70 @@ fn nfd_json_output_is_byte_for_byte_nfds() {
             .any(|c| c["isMatch"] == json!(true));
         assert_eq!(out.status.code(), Some(if any_set_matches { 0 } else { 1 }));
     }
+}
+
+/// image-compat's own vectors (tests/fixtures/nfd/lazy): NFD's answer when its evaluation would
+/// refuse an expression only where it reaches it, and varsTemplate; each derived from NFD's
+/// code (cited in the file). Read as NFD reads specs, the verdict is NFD's; read strictly, the
+/// same specs are refused wherever an expression is invalid.
+#[test]
+fn lazy_errors_and_templates_as_nfd_decides() {
+    let text = std::fs::read_to_string(fixtures().join("lazy/cases.yaml")).unwrap();
+    let doc =
+        image_compat::yaml::to_json(&image_compat::yaml::load(&text).unwrap().unwrap()).unwrap();
+    let features: Features = serde_json::from_value(doc["node"].clone()).unwrap();
+    let mut failures = Vec::new();
+    let cases = doc["cases"].as_array().unwrap();
+    for case in cases {
+        let id = case["id"].as_str().unwrap();
+        let sets = match case.get("sets") {
+            Some(s) => s.clone(),
+            None => json!([{"rules": case["rules"]}]),
+        };
+        let spec_text = json!({"version": "v1alpha1", "compatibilities": sets}).to_string();
+        let tags: Vec<String> = serde_json::from_value(case["tags"].clone()).unwrap_or_default();
+        let loaded = match spec::load(&spec_text, id, spec::Reading::Nfd) {
+            Ok(l) => l,
+            Err(e) => {
+                failures.push(format!("{id}: refused as NFD reads it: {e}"));
+                continue;
+            }
+        };
+        let got = match loaded.spec.evaluate(&features, &tags) {
+            Ok(e) if e.compatible => "match".to_string(),
+            Ok(_) => "no-match".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        let want = case["expect"].as_str().unwrap();
+        let agrees = match want.strip_prefix("error: ") {
+            Some(text) => got.starts_with("error: ") && got.contains(text),
+            None => got == want,
+        };
+        if !agrees {
+            failures.push(format!("{id}: expected {want}, got {got}"));
+        }
+        // An invalid expression the evaluation did not reach is a warning, not the answer;
+        // read strictly, it refuses the spec.
+        let has_lazy_error = !loaded.unreached.is_empty();
+        let strict = spec::load(&spec_text, id, spec::Reading::Strict);
+        if has_lazy_error == strict.is_ok() {
+            failures.push(format!(
+                "{id}: strict reading {} a spec with {} lazy errors",
+                if strict.is_ok() { "accepts" } else { "refuses" },
+                loaded.unreached.len()
+            ));
+        }
+        if !want.starts_with("error") && has_lazy_error {
+            let report =
+                image_compat::check::report(&loaded, &features, &tags, Default::default(), id)
+                    .unwrap();
+            if report.warnings.is_empty() {
+                failures.push(format!(
+                    "{id}: the unreached error is not reported as a warning"
+                ));
+            }
+        }
+    }
+    assert_eq!(cases.len(), 35, "vectors read");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -205,6 +205,8 @@ pub fn expand_vars(
 /// at the first '='; key and value are not trimmed on their own.
 pub fn parse_vars(expanded: &str) -> Result<Vec<(String, String)>, TemplateError> {
     let mut out: Vec<(String, String)> = Vec::new();
+    // Linear in the number of lines (an output may hold a million): the position of each key.
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for item in expanded.split('\n') {
         let trimmed = item.trim_matches(uni::is_space);
         if trimmed.is_empty() {
@@ -215,9 +217,12 @@ pub fn parse_vars(expanded: &str) -> Result<Vec<(String, String)>, TemplateError
                 line: trimmed.to_string(),
             });
         };
-        match out.iter_mut().find(|(key, _)| key == k) {
-            Some(slot) => slot.1 = v.to_string(),
-            None => out.push((k.to_string(), v.to_string())),
+        match at.get(k) {
+            Some(&i) => out[i].1 = v.to_string(),
+            None => {
+                at.insert(k.to_string(), out.len());
+                out.push((k.to_string(), v.to_string()));
+            }
         }
     }
     Ok(out)
