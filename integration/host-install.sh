@@ -53,8 +53,8 @@ expect() {
   [[ $out == "running "* && $out == *"image-compat.io/compatible=true"* ]] ||
     fail "$1: the portable image did not run annotated: $out"
   out=$(curl -sf "http://127.0.0.1:$mport/metrics") || fail "$1: no /metrics on $mport"
-  grep -q 'image_compat_decisions_total{verdict="incompatible",action="deny",case="incompatible"} 1' <<<"$out" &&
-    grep -q 'image_compat_decisions_total{verdict="compatible",action="allow",case="compatible"} 1' <<<"$out" ||
+  grep -q 'image_compat_decisions_total{verdict="incompatible",action="deny",case="incompatible",artifact_kind="nfd"} 1' <<<"$out" &&
+    grep -q 'image_compat_decisions_total{verdict="compatible",action="allow",case="compatible",artifact_kind="nfd"} 1' <<<"$out" ||
     fail "$1: /metrics does not show the two decisions: $(grep decisions_total <<<"$out")"
   [ "$(curl -s "http://127.0.0.1:$mport/healthz")" = ok ] || fail "$1: /healthz not ok"
   echo "host-install: $1: refused the GPU image, ran the portable one, metrics agree" >&2

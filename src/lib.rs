@@ -1,6 +1,7 @@
 //! image-compat: decide whether a container image's compatibility artifacts hold on a node.
 
 pub mod check;
+pub mod compat;
 pub mod config;
 pub mod daemon;
 pub mod features;

@@ -76,6 +76,16 @@ pub fn read_bounded(r: impl Read, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A message of several lines of our own, each escaped as [`escape`] does: for a report whose
+/// line breaks we wrote and whose parts from outside hold none (a document's syntax
+/// problems, one per line).
+pub fn escape_lines(s: &str) -> String {
+    s.split('\n')
+        .map(|l| escape(l).to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Text from outside (a registry, a spec, a runtime) shown on one line: control characters
 /// (newlines, escape sequences, NUL, DEL, C1 controls, bidirectional overrides) are written
 /// as `\n`, `\u{1b}`, ... so that nothing read can forge a log line or drive a terminal.

@@ -41,6 +41,24 @@ attach() {
   tail -n 1 <<<"$out"
 }
 
+E2E_OCI_ARTIFACT_TYPE=application/vnd.oci.image-compatibility.v1
+E2E_OCI_SPEC_TYPE=application/vnd.oci.image-compatibility.spec.v1+json
+
+# spec_archspec FILE TARGET: a Proposal F document needing the archspec TARGET.
+spec_archspec() {
+  printf '{"compatibilities": {"io.archspec": {"target": "%s"}}}\n' "$2" >"$1"
+}
+
+# attach_oci REF DOC: oras attach of a Proposal F document, as its author would; prints the
+# artifact digest.
+attach_oci() {
+  local out
+  out=$(cd "$(dirname "$2")" && "$(ic_bin oras)" attach --plain-http --no-tty \
+    --artifact-type "$E2E_OCI_ARTIFACT_TYPE" --format go-template --template '{{.digest}}' \
+    "$1" "$(basename "$2"):$E2E_OCI_SPEC_TYPE" 2>&1) || { echo "$out" >&2; return 1; }
+  tail -n 1 <<<"$out"
+}
+
 # expect_verdict SPEC WANT: the spec's verdict on this node, as the CLI gives it (0 compatible, 1 not,
 # 2 invalid), must be WANT; otherwise the suite would test the wrong thing.
 expect_verdict() {
@@ -50,7 +68,7 @@ expect_verdict() {
 }
 
 e2e_setup() {
-  local work=$1 specs reg port have lacks v kind digest env
+  local work=$1 specs reg port have lacks v kind digest env target lacks_target
   E2E_WORK=$work
   specs=$work/specs
   mkdir -p "$specs" "$work/images"
@@ -80,6 +98,19 @@ print(" ".join(sorted({e["attributes"].get("vendor", "") for e in
   for kind in compatible older; do expect_verdict "$specs/$kind.yaml" 0; done
   for kind in incompatible index newer; do expect_verdict "$specs/$kind.yaml" 1; done
   expect_verdict "$specs/invalid.yaml" 2
+  # Proposal F: this node's own archspec target, and the first candidate it cannot run.
+  target=$("$IC_PYTHON" -c '
+import json, sys
+print(json.load(open(sys.argv[1]))["attributes"]["compat.io.archspec"]["elements"]["target"])' "$work/node.json") ||
+    { echo "setup: this node shows no archspec target (compat.io.archspec)" >&2; return 1; }
+  spec_archspec "$specs/oci-own.json" "$target"
+  expect_verdict "$specs/oci-own.json" 0
+  for v in x86_64_v4 sapphirerapids zen5 neoverse_v2 a64fx; do
+    spec_archspec "$specs/oci-lacks.json" "$v"
+    expect_verdict "$specs/oci-lacks.json" 1 2>/dev/null && { lacks_target=$v; break; }
+  done
+  [ -n "${lacks_target:-}" ] || { echo "setup: this node ($target) runs every candidate target" >&2; return 1; }
+  echo "setup: node archspec target: $target; the Proposal F artifact needs $lacks_target"
 
   port=$(ic_free_port)
   reg=127.0.0.1:$port
@@ -105,6 +136,9 @@ fresh2 fresh-2:1 image
 fresh3 fresh-3:1 image
 fresh4 fresh-4:1 image
 zindex z-index:1 index
+ocilacks oci-lacks:1 image
+ociown oci-own:1 image
+bothkinds both-kinds:1 image
 EOF
   # REAL-STACK.md's pitfall: the index's amd64 manifest also pushed under another name that
   # sorts first (a-single), so the two names share one image (one config digest). Its digest is
@@ -141,11 +175,19 @@ print(next(m["digest"] for m in index["manifests"] if m["platform"]["architectur
       org.opencontainers.image.created=2025-06-01T00:00:00Z)"
     printf 'ART_twoart_older=%s\n' "$(attach "$(on twoart)" "$specs/older.yaml" \
       org.opencontainers.image.created=2024-01-01T00:00:00Z)"
+    # Proposal F documents attached with oras; on both-kinds with image-compat itself, beside a
+    # compatible NFD spec: the image runs only if both say so.
+    printf 'ART_ocilacks=%s\n' "$(attach_oci "$(on ocilacks)" "$specs/oci-lacks.json")"
+    printf 'ART_ociown=%s\n' "$(attach_oci "$(on ociown)" "$specs/oci-own.json")"
+    printf 'ART_bothkinds_nfd=%s\n' "$(attach "$(on bothkinds)" "$specs/compatible.yaml")"
+    printf 'ART_bothkinds=%s\n' "$("$IC_IMAGE_COMPAT" attach-spec --plain-http -o json --image \
+      "$(on bothkinds)" "$specs/oci-lacks.json" | ic_json digest)"
     printf 'E2E_LACKS=%s\nE2E_HAS=%s\n' "$lacks" "${have%% *}"
+    printf 'E2E_TARGET=%s\nE2E_LACKS_TARGET=%s\n' "$target" "$lacks_target"
   } >>"$env"
   ic_registry_stop "$work/golden"
   # An attach that failed left an empty value (its error is above).
-  if [ "$(grep -cE '^ART_[a-z0-9_]+=sha256:[0-9a-f]{64}$' "$env")" != 12 ]; then
+  if [ "$(grep -cE '^ART_[a-z0-9_]+=sha256:[0-9a-f]{64}$' "$env")" != 16 ]; then
     echo "setup: an artifact is missing:" >&2
     grep '^ART_' "$env" >&2
     return 1

@@ -7,28 +7,79 @@ use serde::{Deserialize, Serialize};
 
 use super::verdict::{Outcome, Verdict};
 use super::{cpu, evaluate, Candidates};
+use crate::compat;
 use crate::features::Features;
+use crate::registry::media::ArtifactKind;
 use crate::registry::{
     Client, ErrorKind, FetchedSpec, Platform, Reference, RegistryError, ResolvedImage,
 };
 use crate::rules::{CompiledSpec, Limits};
 use crate::spec::{self, Reading};
 
-/// An image's compatibility artifact as found in its registry.
+/// An image's compatibility artifacts as found in its registry.
 #[derive(Debug, Clone)]
 pub struct Inspection {
     pub resolved: ResolvedImage,
-    /// The winning artifact and its spec, or None when the image has none.
-    pub artifact: Option<Found>,
+    /// The newest artifact of each kind, read; empty when the image has none.
+    pub artifacts: Vec<Found>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Found {
     pub fetched: FetchedSpec,
-    pub spec: Arc<spec::Loaded>,
+    pub body: Body,
 }
 
-/// Resolves the image, finds its newest compatibility artifact and loads its spec.
+/// An artifact's content, read and ready to evaluate.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// NFD's spec, compiled.
+    Nfd(Arc<spec::Loaded>),
+    /// A Proposal F document.
+    OciCompat(Arc<compat::Parsed>),
+}
+
+impl Body {
+    pub fn kind(&self) -> ArtifactKind {
+        match self {
+            Body::Nfd(_) => ArtifactKind::Nfd,
+            Body::OciCompat(_) => ArtifactKind::OciCompat,
+        }
+    }
+}
+
+/// Reads an artifact's layer as its kind says (CPU-bound: the caller runs it off the async
+/// workers). The error is one line, located.
+pub fn read_body(
+    kind: ArtifactKind,
+    bytes: &[u8],
+    origin: &str,
+    reading: Reading,
+) -> Result<Body, String> {
+    let text = String::from_utf8_lossy(bytes);
+    match kind {
+        ArtifactKind::Nfd => spec::load(&text, origin, reading)
+            .map(|l| Body::Nfd(Arc::new(l)))
+            .map_err(|e| e.one_line(origin)),
+        ArtifactKind::OciCompat => {
+            // Every syntax problem, on one line.
+            let parsed =
+                compat::parse(&text, origin).map_err(|e| e.to_string().replace('\n', "; "))?;
+            if !parsed.is_valid() {
+                return Err(parsed
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.display_in(origin))
+                    .collect::<Vec<_>>()
+                    .join("; "));
+            }
+            Ok(Body::OciCompat(Arc::new(parsed)))
+        }
+    }
+}
+
+/// Resolves the image, finds its newest compatibility artifacts and reads them.
 /// Errors are already classified as the outcome they lead to (registry error or invalid spec),
 /// with the image digest when it resolved.
 pub async fn inspect(
@@ -45,7 +96,8 @@ pub async fn inspect(
 }
 
 /// `inspect` for an image already resolved: the CLI resolves first so that a missing image is
-/// reported as such (for the plugin it is just an image without an artifact).
+/// reported as such (for the plugin it is just an image without an artifact). One artifact
+/// that cannot be read makes the image's claim unreadable: an invalid spec.
 pub async fn inspect_resolved(
     client: &Client,
     resolved: ResolvedImage,
@@ -53,40 +105,37 @@ pub async fn inspect_resolved(
 ) -> Result<Inspection, Verdict> {
     let digest = Some(resolved.target().digest.to_string());
     let fetched = client
-        .fetch_spec_for(&resolved)
+        .fetch_artifacts_for(&resolved)
         .await
         .map_err(|e| Verdict {
             digest: digest.clone(),
             ..Verdict::new(registry_outcome(&e, false))
         })?;
-    let Some(fetched) = fetched else {
-        return Ok(Inspection {
-            resolved,
-            artifact: None,
-        });
-    };
-    let origin = format!("artifact {}", fetched.artifact.digest);
-    // Reading and compiling is the CPU-bound part: off the async workers, bounded.
-    let (fetched, loaded) = cpu::run(move || {
-        let loaded = spec::load(&String::from_utf8_lossy(&fetched.bytes), &origin, reading)
-            .map_err(|e| e.one_line(&origin));
-        (fetched, loaded)
-    })
-    .await;
-    match loaded {
-        Ok(spec) => Ok(Inspection {
-            resolved,
-            artifact: Some(Found {
-                fetched,
-                spec: Arc::new(spec),
-            }),
-        }),
-        Err(error) => Err(Verdict {
-            artifact: Some(fetched.artifact.digest.to_string()),
-            digest,
-            ..Verdict::new(Outcome::InvalidSpec { error })
-        }),
+    let mut artifacts = Vec::with_capacity(fetched.len());
+    for f in fetched {
+        let origin = format!("artifact {}", f.artifact.digest);
+        // Reading and compiling is the CPU-bound part: off the async workers, bounded.
+        let (f, body) = cpu::run(move || {
+            let body = read_body(f.artifact.kind, &f.bytes, &origin, reading);
+            (f, body)
+        })
+        .await;
+        match body {
+            Ok(body) => artifacts.push(Found { fetched: f, body }),
+            Err(error) => {
+                return Err(Verdict {
+                    artifact: Some(f.artifact.digest.to_string()),
+                    kinds: vec![f.artifact.kind],
+                    digest,
+                    ..Verdict::new(Outcome::InvalidSpec { error })
+                })
+            }
+        }
     }
+    Ok(Inspection {
+        resolved,
+        artifacts,
+    })
 }
 
 /// A registry failure as an outcome: a malformed artifact is an invalid spec (the image's
@@ -131,46 +180,62 @@ impl Clone for Memo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "kebab-case")]
 pub enum Content {
-    /// The newest compatibility artifact: evaluated on every use (once per features
-    /// generation), so a change of the node's features applies at once.
-    Artifact { artifact: Artifact },
+    /// The newest compatibility artifact of each kind: evaluated on every use (once per
+    /// features generation), so a change of the node's features applies at once.
+    Artifacts { artifacts: Vec<Artifact> },
     /// No artifact, an invalid one, a registry failure or the deadline.
     Settled {
         outcome: Outcome,
         artifact: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kinds: Vec<ArtifactKind>,
     },
 }
 
-/// A compatibility artifact: its digest and its spec, compiled. Stored as the decoded spec
-/// (serde), not as its YAML: reading it back compiles it again without parsing YAML or
+/// A compatibility artifact: its digest and its content, read. Stored decoded (serde), not as
+/// the registry's bytes: reading it back compiles an NFD spec again without parsing YAML or
 /// validating, within the same budget.
 #[derive(Debug, Clone)]
 pub struct Artifact {
     pub digest: String,
-    pub spec: Arc<spec::Loaded>,
+    pub body: Body,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+enum StoredBody {
+    Nfd {
+        spec: spec::Spec,
+        /// What the evaluation reports as warnings when it does not reach it.
+        #[serde(default)]
+        unreached: Vec<spec::Diagnostic>,
+    },
+    OciCompat {
+        document: compat::Document,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
 struct StoredArtifact {
     digest: String,
-    spec: spec::Spec,
-    /// What the evaluation reports as warnings when it does not reach it.
-    #[serde(default)]
-    unreached: Vec<spec::Diagnostic>,
+    #[serde(flatten)]
+    body: StoredBody,
 }
 
 impl Serialize for Artifact {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Borrowed<'a> {
-            digest: &'a str,
-            spec: &'a spec::Spec,
-            unreached: &'a [spec::Diagnostic],
-        }
-        Borrowed {
-            digest: &self.digest,
-            spec: self.spec.spec.spec(),
-            unreached: &self.spec.unreached,
+        let body = match &self.body {
+            Body::Nfd(l) => StoredBody::Nfd {
+                spec: l.spec.spec().clone(),
+                unreached: l.unreached.clone(),
+            },
+            Body::OciCompat(p) => StoredBody::OciCompat {
+                document: p.doc.clone(),
+            },
+        };
+        StoredArtifact {
+            digest: self.digest.clone(),
+            body,
         }
         .serialize(s)
     }
@@ -179,15 +244,24 @@ impl Serialize for Artifact {
 impl<'de> Deserialize<'de> for Artifact {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let stored = StoredArtifact::deserialize(d)?;
-        let compiled = CompiledSpec::compile(stored.spec, Limits::default())
-            .map_err(serde::de::Error::custom)?;
+        let body = match stored.body {
+            StoredBody::Nfd { spec, unreached } => {
+                let compiled = CompiledSpec::compile(spec, Limits::default())
+                    .map_err(serde::de::Error::custom)?;
+                Body::Nfd(Arc::new(spec::Loaded {
+                    spec: compiled,
+                    warnings: Vec::new(),
+                    unreached,
+                }))
+            }
+            StoredBody::OciCompat { document } => Body::OciCompat(Arc::new(compat::Parsed {
+                doc: document,
+                diagnostics: Vec::new(),
+            })),
+        };
         Ok(Artifact {
             digest: stored.digest,
-            spec: Arc::new(spec::Loaded {
-                spec: compiled,
-                warnings: Vec::new(),
-                unreached: stored.unreached,
-            }),
+            body,
         })
     }
 }
@@ -200,6 +274,7 @@ impl Answer {
             found: Content::Settled {
                 outcome: verdict.outcome,
                 artifact: verdict.artifact,
+                kinds: verdict.kinds,
             },
             memo: Memo::default(),
         }
@@ -212,17 +287,23 @@ impl Answer {
             Err(v) => return Answer::settled(v),
         };
         let digest = Some(inspection.resolved.target().digest.to_string());
-        let found = match inspection.artifact {
-            Some(a) => Content::Artifact {
-                artifact: Artifact {
-                    digest: a.fetched.artifact.digest.to_string(),
-                    spec: a.spec,
-                },
-            },
-            None => Content::Settled {
+        let found = if inspection.artifacts.is_empty() {
+            Content::Settled {
                 outcome: Outcome::NoArtifact,
                 artifact: None,
-            },
+                kinds: Vec::new(),
+            }
+        } else {
+            Content::Artifacts {
+                artifacts: inspection
+                    .artifacts
+                    .into_iter()
+                    .map(|a| Artifact {
+                        digest: a.fetched.artifact.digest.to_string(),
+                        body: a.body,
+                    })
+                    .collect(),
+            }
         };
         Answer {
             digest,
@@ -258,23 +339,111 @@ impl Answer {
         }
     }
 
-    /// The verdict on a node with these features.
+    /// The verdict on a node with these features: every artifact's, combined.
     pub fn verdict(&self, features: &Features, tags: &[String]) -> Verdict {
-        let (outcome, artifact, warnings) = match &self.found {
-            Content::Settled { outcome, artifact } => (outcome.clone(), artifact.clone(), vec![]),
-            Content::Artifact { artifact: a } => {
-                let outcome = evaluate(&a.spec, features, tags);
-                let warnings = unreached(&a.spec, &outcome, &format!("artifact {}", a.digest));
-                (outcome, Some(a.digest.clone()), warnings)
+        let (outcome, artifact, kinds, warnings) = match &self.found {
+            Content::Settled {
+                outcome,
+                artifact,
+                kinds,
+            } => (outcome.clone(), artifact.clone(), kinds.clone(), vec![]),
+            Content::Artifacts { artifacts } => {
+                let mut each = Vec::with_capacity(artifacts.len());
+                let mut warnings = Vec::new();
+                for a in artifacts {
+                    let (o, w) = a.evaluate(features, tags);
+                    each.push((a.digest.clone(), a.body.kind(), o));
+                    warnings.extend(w);
+                }
+                let (outcome, artifact, kinds) = combine(&each);
+                (outcome, artifact, kinds, warnings)
             }
         };
         Verdict {
             outcome,
             digest: self.digest.clone(),
             artifact,
+            kinds,
             warnings,
         }
     }
+}
+
+impl Artifact {
+    /// This artifact's outcome on the node, and its warnings.
+    pub fn evaluate(&self, features: &Features, tags: &[String]) -> (Outcome, Vec<String>) {
+        match &self.body {
+            Body::Nfd(loaded) => {
+                let outcome = evaluate(loaded, features, tags);
+                let warnings = unreached(loaded, &outcome, &format!("artifact {}", self.digest));
+                (outcome, warnings)
+            }
+            Body::OciCompat(p) => (compat_outcome(&compat::evaluate(&p.doc, features)), vec![]),
+        }
+    }
+}
+
+/// A Proposal F evaluation as an outcome: any key the node does not match makes it
+/// incompatible; else any key it declares nothing about makes it unknown.
+pub fn compat_outcome(e: &compat::Evaluation) -> Outcome {
+    let at = |r: &compat::KeyResult| format!("group \"{}\" key \"{}\": {}", r.group, r.key, r.why);
+    if let Some(r) = e.first_mismatch() {
+        return Outcome::Incompatible {
+            reason: format!("{}: {}", ArtifactKind::OciCompat.as_str(), at(r)),
+        };
+    }
+    if let Some(r) = e.first_unknown() {
+        return Outcome::Unknown {
+            reason: format!("{}: {}", ArtifactKind::OciCompat.as_str(), at(r)),
+        };
+    }
+    Outcome::Compatible {
+        detail: format!(
+            "{}: {} of {} keys match",
+            ArtifactKind::OciCompat.as_str(),
+            e.matches(),
+            e.results.len()
+        ),
+    }
+}
+
+/// One verdict for an image with several artifacts (digest, kind, outcome): compatible only
+/// when every one says so. The first incompatible one decides, else the first invalid, unknown
+/// or silent one (no selected set); the artifact named, and its kind, is the one that decided
+/// (all of them when compatible).
+pub fn combine(
+    each: &[(String, ArtifactKind, Outcome)],
+) -> (Outcome, Option<String>, Vec<ArtifactKind>) {
+    let rank = |o: &Outcome| match o {
+        Outcome::Incompatible { .. } => 0,
+        Outcome::InvalidSpec { .. } => 1,
+        Outcome::Unknown { .. } => 2,
+        Outcome::NoSetSelected { .. } => 3,
+        Outcome::Compatible { .. } => 5,
+        _ => 4,
+    };
+    let decisive = each
+        .iter()
+        .min_by_key(|(_, _, o)| rank(o))
+        .filter(|(_, _, o)| rank(o) < 5);
+    if let Some((d, k, o)) = decisive {
+        return (o.clone(), Some(d.clone()), vec![*k]);
+    }
+    let detail = each
+        .iter()
+        .map(|(_, _, o)| match o {
+            Outcome::Compatible { detail } => detail.clone(),
+            other => other.reason(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let digests = each
+        .iter()
+        .map(|(d, _, _)| d.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let kinds = each.iter().map(|(_, k, _)| *k).collect();
+    (Outcome::Compatible { detail }, Some(digests), kinds)
 }
 
 /// The spec's lazy errors as warnings, when the evaluation did not fail on one of them.
@@ -301,7 +470,7 @@ pub async fn fetch(
     for r in &image.0 {
         let answer = Answer::of(inspect(client, r, platform, reading).await);
         match &answer.found {
-            Content::Artifact { .. } => return answer,
+            Content::Artifacts { .. } => return answer,
             Content::Settled {
                 outcome: Outcome::InvalidSpec { .. },
                 ..

@@ -8,6 +8,7 @@
 pub mod answer;
 pub mod checker;
 pub mod cpu;
+pub mod document;
 pub mod identity;
 pub mod report;
 pub mod store;
@@ -20,7 +21,7 @@ use crate::spec;
 pub use answer::{fetch, inspect, inspect_resolved, Answer, Inspection};
 pub use checker::{Candidates, Checker, ClientError, Lookup, NodeFeatures, Source};
 pub use identity::{image_of, ImageIdentity, NameResolver, ResolveError, Resolver};
-pub use report::{report, Origin, Report, ReportError};
+pub use report::{report, report_compat, report_image, CompatReport, Origin, Report, ReportError};
 pub use store::{Entry, MemoryStore, Store, StoreError};
 pub use verdict::{Compat, Outcome, Verdict};
 
@@ -60,7 +61,10 @@ pub fn outcome(loaded: &spec::Loaded, eval: &Evaluation, tags: &[String]) -> Out
         Some(b) => {
             let i = eval.sets[b].index;
             Outcome::Compatible {
-                best_set: set_label(i, &compiled.spec().compatibilities[i]),
+                detail: format!(
+                    "best set {}",
+                    set_label(i, &compiled.spec().compatibilities[i])
+                ),
             }
         }
         None => Outcome::Incompatible {

@@ -5,8 +5,10 @@
 
 use serde::Serialize;
 
+use super::answer::{combine, compat_outcome, Body, Inspection};
 use super::outcome;
-use super::verdict::Outcome;
+use super::verdict::{Compat, Outcome};
+use crate::compat;
 use crate::features::Features;
 use crate::rules::report::{nfd_report, reason, set_label, to_go_json};
 use crate::rules::{EvalError, Evaluation, SetOutcome};
@@ -15,8 +17,9 @@ use crate::spec::Loaded;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// NFD's evaluation fails on this node: there is no report (NFD prints none either).
-    #[error(transparent)]
-    Eval(#[from] EvalError),
+    /// `origin` names the spec (its file, or the artifact's digest).
+    #[error("{origin}: {source}")]
+    Eval { origin: String, source: EvalError },
     #[error("cannot render NFD's report: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -30,10 +33,120 @@ pub fn report(
     origin: Origin,
     origin_name: &str,
 ) -> Result<Report, ReportError> {
-    let eval = loaded.spec.evaluate(features, tags)?;
+    let eval = loaded
+        .spec
+        .evaluate(features, tags)
+        .map_err(|source| ReportError::Eval {
+            origin: origin_name.to_string(),
+            source,
+        })?;
     let mut report = Report::new(loaded, &eval, tags, origin)?;
     report.warnings = super::answer::unreached(loaded, &report.outcome, origin_name);
     Ok(report)
+}
+
+/// Reports an image's artifacts (an inspection) on `features`: NFD's spec as [`report`] does,
+/// a Proposal F document key by key, and the one verdict of both (every artifact must say
+/// compatible). NFD's evaluation failing is the error, as for [`report`].
+pub fn report_image(
+    inspection: &Inspection,
+    features: &Features,
+    tags: &[String],
+    mut origin: Origin,
+) -> Result<Report, ReportError> {
+    let mut nfd = None;
+    let mut oci = None;
+    let mut outcomes = Vec::new();
+    for a in &inspection.artifacts {
+        let digest = a.fetched.artifact.digest.to_string();
+        match &a.body {
+            Body::Nfd(loaded) => {
+                let r = report(
+                    loaded,
+                    features,
+                    tags,
+                    Origin::default(),
+                    &format!("artifact {digest}"),
+                )?;
+                outcomes.push((digest, a.body.kind(), r.outcome.clone()));
+                nfd = Some(r);
+            }
+            Body::OciCompat(parsed) => {
+                let c = CompatReport::new(&parsed.doc, features, digest.clone());
+                outcomes.push((digest, a.body.kind(), c.outcome.clone()));
+                oci = Some(c);
+            }
+        }
+    }
+    // The plugin's verdict (Answer::verdict): compatible only when every artifact says so.
+    let (combined, artifact, _) = combine(&outcomes);
+    origin.artifact = artifact;
+    let mut r = nfd.unwrap_or_else(Report::empty);
+    r.origin = origin;
+    // NFD's spec alone keeps its own report; with a Proposal F document the verdict is both.
+    if oci.is_some() {
+        r.decided(combined);
+    }
+    r.oci_compat = oci;
+    Ok(r)
+}
+
+/// The report of a Proposal F document alone (`evaluate` on a document file).
+pub fn report_compat(c: CompatReport) -> Report {
+    let mut r = Report::empty();
+    r.decided(c.outcome.clone());
+    r.oci_compat = Some(c);
+    r
+}
+
+/// A Proposal F document on a node, key by key.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatReport {
+    pub artifact: String,
+    pub compatible: bool,
+    pub keys: Vec<KeyReport>,
+    #[serde(skip)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyReport {
+    pub group: String,
+    pub key: String,
+    pub want: String,
+    pub have: Option<String>,
+    /// `match`, `mismatch` or `unknown`.
+    pub result: &'static str,
+    pub why: String,
+}
+
+impl CompatReport {
+    pub fn new(doc: &compat::Document, features: &Features, artifact: String) -> CompatReport {
+        let e = compat::evaluate(doc, features);
+        let outcome = compat_outcome(&e);
+        CompatReport {
+            artifact,
+            compatible: outcome.compat() == Compat::Compatible,
+            keys: e
+                .results
+                .into_iter()
+                .map(|r| KeyReport {
+                    result: match r.outcome {
+                        compat::GroupOutcome::Match => "match",
+                        compat::GroupOutcome::Mismatch => "mismatch",
+                        compat::GroupOutcome::Unknown => "unknown",
+                    },
+                    group: r.group,
+                    key: r.key,
+                    want: r.want,
+                    have: r.have,
+                    why: r.why,
+                })
+                .collect(),
+            outcome,
+        }
+    }
 }
 
 /// What was evaluated, when it came from a registry.
@@ -49,6 +162,9 @@ pub struct Origin {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub compatible: bool,
+    /// `compatible`, `incompatible` or `unknown` (no answer, or a Proposal F key the node
+    /// declares nothing about): the `verdict` of the plugin's decision line.
+    pub verdict: &'static str,
     #[serde(flatten)]
     pub origin: Origin,
     pub tags: Vec<String>,
@@ -60,6 +176,9 @@ pub struct Report {
     /// Errors in the spec NFD's evaluation did not reach on this node.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The image's Proposal F artifact, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oci_compat: Option<CompatReport>,
     /// The outcome, as the plugin and the hook would log it.
     #[serde(skip)]
     pub outcome: Outcome,
@@ -109,18 +228,50 @@ impl Report {
         let spec = &loaded.spec;
         let nfd = nfd_report(spec, eval);
         let sets: Vec<SetSummary> = eval.sets.iter().map(|s| summary(loaded, s)).collect();
+        let outcome = outcome(loaded, eval, tags);
         Ok(Report {
             compatible: eval.compatible,
+            verdict: outcome.compat().as_str(),
             origin,
             tags: tags.to_vec(),
             best_set: eval.best.map(|b| sets[b].clone()),
             reason: reason(spec, eval),
             compatibilities: serde_json::to_value(&nfd)?,
             nfd_json: to_go_json(&nfd)?,
-            outcome: outcome(loaded, eval, tags),
+            outcome,
             warnings: Vec::new(),
+            oci_compat: None,
             sets,
         })
+    }
+
+    /// The verdict is `outcome` (several artifacts', or a Proposal F document's): `compatible`,
+    /// `verdict` and `reason` follow it.
+    fn decided(&mut self, outcome: Outcome) {
+        self.compatible = outcome.compat() == Compat::Compatible;
+        self.verdict = outcome.compat().as_str();
+        self.reason = (!self.compatible).then(|| outcome.reason());
+        self.outcome = outcome;
+    }
+
+    /// A report with no NFD spec (an image with a Proposal F artifact only).
+    fn empty() -> Report {
+        Report {
+            compatible: true,
+            verdict: Compat::Compatible.as_str(),
+            origin: Origin::default(),
+            tags: Vec::new(),
+            best_set: None,
+            reason: None,
+            sets: Vec::new(),
+            compatibilities: serde_json::json!([]),
+            warnings: Vec::new(),
+            oci_compat: None,
+            outcome: Outcome::Compatible {
+                detail: String::new(),
+            },
+            nfd_json: "[]".into(),
+        }
     }
 }
 

@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::registry::media::ArtifactKind;
 use crate::registry::ErrorKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "case", rename_all = "kebab-case")]
 pub enum Outcome {
-    /// A selected compatibility set matches; `best_set` names the best one.
-    Compatible { best_set: String },
+    /// Every artifact says the node runs the image; `detail` says what matched (NFD's best
+    /// set, Proposal F's keys).
+    Compatible { detail: String },
     /// No selected set matches; `reason` says which rule failed and why.
     Incompatible { reason: String },
     /// The image has no compatibility artifact.
@@ -32,6 +34,9 @@ pub enum Outcome {
     },
     /// The image name could not be turned into something to look up.
     UnknownImage { error: String },
+    /// A Proposal F artifact needs a group or key the node declares nothing about (and no
+    /// key mismatches); `reason` names the first.
+    Unknown { reason: String },
 }
 
 /// The answer to "can this node run the image": yes, no, or no answer (any other outcome).
@@ -73,6 +78,7 @@ impl Outcome {
             Outcome::RegistryError { .. } => "registry-error",
             Outcome::DeadlineExceeded { .. } => "deadline-exceeded",
             Outcome::UnknownImage { .. } => "unknown-image",
+            Outcome::Unknown { .. } => "unknown",
         }
     }
 
@@ -88,7 +94,7 @@ impl Outcome {
     /// One line a person reads in logs and annotations.
     pub fn reason(&self) -> String {
         match self {
-            Outcome::Compatible { best_set } => format!("compatible (best set {best_set})"),
+            Outcome::Compatible { detail } => format!("compatible ({detail})"),
             Outcome::Incompatible { reason } => reason.clone(),
             Outcome::NoArtifact => "the image has no compatibility artifact".into(),
             Outcome::NoSetSelected { message } => message.clone(),
@@ -99,6 +105,7 @@ impl Outcome {
                 humantime::format_duration(*waited)
             ),
             Outcome::UnknownImage { error } => format!("cannot identify the image: {error}"),
+            Outcome::Unknown { reason } => reason.clone(),
         }
     }
 }
@@ -109,8 +116,12 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// The image digest the artifact was looked up for.
     pub digest: Option<String>,
-    /// The compatibility artifact's manifest digest, when one was found.
+    /// The compatibility artifact's manifest digest, when one was found (the one that decided;
+    /// all of them, comma-separated, when every one says compatible).
     pub artifact: Option<String>,
+    /// The kinds of those artifacts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<ArtifactKind>,
     /// Errors in the spec that NFD's evaluation did not reach on this node (so not the
     /// answer), worth telling the image's author.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -123,7 +134,19 @@ impl Verdict {
             outcome,
             digest: None,
             artifact: None,
+            kinds: Vec::new(),
             warnings: Vec::new(),
+        }
+    }
+
+    /// The artifact kinds decided on, as a label: `nfd`, `oci-compat`, `nfd+oci-compat`, or
+    /// `none`.
+    pub fn kinds_label(&self) -> &'static str {
+        match self.kinds.as_slice() {
+            [] => "none",
+            [ArtifactKind::Nfd] => "nfd",
+            [ArtifactKind::OciCompat] => "oci-compat",
+            _ => "nfd+oci-compat",
         }
     }
 

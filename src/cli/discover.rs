@@ -1,10 +1,12 @@
-//! `image-compat discover`: list an image's compatibility artifacts and which one is used.
+//! `image-compat discover`: list an image's compatibility artifacts (both kinds) and which one of
+//! each kind is used.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use clap::Args;
 use image_compat::registry::{ArtifactInfo, ResolvedImage, SubjectKind};
+use image_compat::untrusted::escape;
 use serde_json::json;
 
 use super::registry::{
@@ -56,12 +58,16 @@ fn table(image: &ResolvedImage, artifacts: &[ArtifactInfo]) -> String {
         out.push_str("no compatibility artifacts\n");
         return out;
     }
-    let rows: Vec<[String; 6]> = artifacts
+    let rows: Vec<[String; 7]> = artifacts
         .iter()
         .map(|a| {
             [
                 a.digest.to_string(),
-                a.created_raw.clone().unwrap_or_else(|| "-".into()),
+                a.kind.as_str().to_string(),
+                // What a registry wrote: shown escaped.
+                a.created_raw
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |c| escape(c).to_string()),
                 a.size.to_string(),
                 // The header lines give the subjects' digests; the row says which one.
                 match a.subject_kind {
@@ -70,11 +76,20 @@ fn table(image: &ResolvedImage, artifacts: &[ArtifactInfo]) -> String {
                 }
                 .to_string(),
                 discovery(a.discovery).to_string(),
+                // One artifact of each kind is used.
                 if a.selected { "<- used" } else { "" }.to_string(),
             ]
         })
         .collect();
-    let header = ["ARTIFACT", "CREATED", "SIZE", "SUBJECT", "FOUND VIA", ""];
+    let header = [
+        "ARTIFACT",
+        "KIND",
+        "CREATED",
+        "SIZE",
+        "SUBJECT",
+        "FOUND VIA",
+        "",
+    ];
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -104,6 +119,7 @@ fn to_json(image: &ResolvedImage, artifacts: &[ArtifactInfo]) -> serde_json::Val
         "platform": image.platform.as_ref().map(|p| p.to_string()),
         "artifacts": artifacts.iter().map(|a| json!({
             "digest": a.digest.to_string(),
+            "kind": a.kind.as_str(),
             "mediaType": a.media_type,
             "artifactType": a.artifact_type,
             "size": a.size,

@@ -2,10 +2,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use image_compat::features::{discover, DiscoverOptions, Features, HostRoots, Source};
+use image_compat::config::DEFAULT_COMPAT_DIR;
+use image_compat::features::{discover, labels, DiscoverOptions, Features, HostRoots, Source};
+use image_compat::untrusted::escape;
 use image_compat::yaml::scalar;
 
 #[derive(Args)]
@@ -14,8 +17,12 @@ pub struct FeaturesArgs {
     output: FeaturesFormat,
     /// Sources to discover, comma-separated (default all): cpu, kernel, local, memory,
     /// network, pci, storage, system, usb.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "features")]
     sources: Option<String>,
+    /// Print these saved features (a features file, or a NodeFeature object) instead of
+    /// discovering this node: labels of another node, what-if runs.
+    #[arg(long, value_name = "FILE")]
+    features: Option<PathBuf>,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -27,9 +34,19 @@ pub struct HostArgs {
     /// does in a container (`/host-` reads /host-sys, ...).
     #[arg(long, env = "IMAGE_COMPAT_HOST_PREFIX")]
     pub host_prefix: Option<String>,
+    /// Where this node's admin declares Proposal F compatibility groups (`*.json`, the
+    /// artifacts' own shape); they become `compat.GROUP` features. The plugin's and the
+    /// hook's config key is `features.compatDir`.
+    #[arg(long, default_value = DEFAULT_COMPAT_DIR)]
+    pub compat_dir: PathBuf,
 }
 
 impl HostArgs {
+    /// Discovery of this node as these flags ask.
+    pub fn discover_options(&self) -> DiscoverOptions {
+        DiscoverOptions::new(self.roots()).with_compat_dir(self.compat_dir.clone())
+    }
+
     pub fn roots(&self) -> HostRoots {
         match self.host_prefix.as_deref() {
             Some(p) if !p.is_empty() && p != "/" => HostRoots::with_prefix(p),
@@ -46,18 +63,35 @@ enum FeaturesFormat {
     Yaml,
     /// One line per feature, for a person.
     Table,
+    /// What `nfd export labels` (v0.19) prints for these features: a JSON object, label
+    /// name -> value. That command loads no config, so no cpuid flag is filtered out.
+    Labels,
+    /// The labels nfd-worker v0.19 publishes with its default config (the cpuid blacklist in
+    /// force) as `name=value` lines, names without `feature.node.kubernetes.io/`: what a
+    /// Proposal F `nfd` group is matched against.
+    LabelsEnv,
 }
 
 pub fn run(a: FeaturesArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = DiscoverOptions::new(a.host.roots());
-    if let Some(list) = &a.sources {
-        opts = opts.with_sources(Source::parse_list(list)?);
-    }
-    let features = discover(&opts);
+    let features = match &a.features {
+        Some(path) => image_compat::features::file::read(path)?,
+        None => {
+            let mut opts = a.host.discover_options();
+            if let Some(list) = &a.sources {
+                opts = opts.with_sources(Source::parse_list(list)?);
+            }
+            discover(&opts)
+        }
+    };
     let out = match a.output {
         FeaturesFormat::Json => serde_json::to_string_pretty(&features)? + "\n",
         FeaturesFormat::Yaml => yaml(&features),
         FeaturesFormat::Table => table(&features),
+        FeaturesFormat::Labels => labels::export_json(&labels::export_labels(&features)),
+        FeaturesFormat::LabelsEnv => labels::worker_labels(&features)
+            .iter()
+            .map(|(k, v)| format!("{}={}\n", escape(k), escape(v)))
+            .collect(),
     };
     print!("{out}");
     Ok(ExitCode::SUCCESS)

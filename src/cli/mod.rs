@@ -85,6 +85,24 @@ pub enum ReportFormat {
     NfdJson,
 }
 
+/// How evaluate and validate-node report and what their exit code says.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct ReportArgs {
+    #[arg(long, short, value_enum, default_value_t)]
+    pub output: ReportFormat,
+    /// What a Proposal F key the node declares nothing about makes of the exit code: `allow`
+    /// (0, reported as unknown) or `deny` (1); the plugin's and the hook's `onUnknown`.
+    #[arg(long, value_enum, default_value_t)]
+    pub on_unknown: UnknownPolicy,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum UnknownPolicy {
+    #[default]
+    Allow,
+    Deny,
+}
+
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Evaluate(a) => evaluate::run(a),
@@ -209,6 +227,15 @@ fn csv_record(line: &str) -> Result<Vec<String>, String> {
             }
             fields.push(field);
         }
+    }
+}
+
+/// `--strict`: how specs are read.
+pub fn reading(strict: bool) -> image_compat::spec::Reading {
+    if strict {
+        image_compat::spec::Reading::Strict
+    } else {
+        image_compat::spec::Reading::Nfd
     }
 }
 

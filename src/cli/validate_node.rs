@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use image_compat::check::{self, Origin};
-use image_compat::features::{self, discover, DiscoverOptions, Features};
+use image_compat::features::{self, discover, Features};
 
 use super::features::HostArgs;
 use super::registry::{block_on, describe, resolve, ImageArgs, RegistryArgs};
 use super::report;
-use super::ReportFormat;
+use super::{ReportArgs, ReportFormat};
 
 #[derive(Args)]
 pub struct ValidateNodeArgs {
@@ -30,8 +30,8 @@ pub struct ValidateNodeArgs {
     features: Option<PathBuf>,
     #[command(flatten)]
     host: HostArgs,
-    #[arg(long, short, value_enum, default_value_t)]
-    output: ReportFormat,
+    #[command(flatten)]
+    report: ReportArgs,
     /// NFD's flag: the same as `--output nfd-json`.
     #[arg(long, conflicts_with = "output")]
     output_json: bool,
@@ -43,21 +43,16 @@ pub fn run(a: ValidateNodeArgs) -> anyhow::Result<ExitCode> {
     let reference = a.image.reference()?;
     let platform = a.image.platform.platform()?;
     let client = a.registry.client(&reference)?;
-    let format = if a.output_json {
-        ReportFormat::NfdJson
-    } else {
-        a.output
-    };
+    let mut report = a.report;
+    if a.output_json {
+        report.output = ReportFormat::NfdJson;
+    }
     // Discovery reads files only; it runs beside the registry round trips, not after them.
     let (features, inspection) = std::thread::scope(|s| {
         let discovery = s.spawn(|| node_features(&a));
         let inspection = block_on(async {
             let resolved = resolve(&client, &reference, &platform).await?;
-            let reading = if a.strict {
-                image_compat::spec::Reading::Strict
-            } else {
-                image_compat::spec::Reading::Nfd
-            };
+            let reading = super::reading(a.strict);
             Ok::<_, anyhow::Error>(check::inspect_resolved(&client, resolved, reading).await)
         });
         let features = discovery
@@ -71,7 +66,7 @@ pub fn run(a: ValidateNodeArgs) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("{reference} ({digest}): {}", verdict.reason())
     })?;
     let features = features?;
-    let Some(artifact) = &inspection.artifact else {
+    if inspection.artifacts.is_empty() {
         let r = &inspection.resolved;
         let platform = r
             .platform
@@ -86,18 +81,16 @@ pub fn run(a: ValidateNodeArgs) -> anyhow::Result<ExitCode> {
             "{}: no compatibility artifact: none refers to {looked}; attach one with `image-compat attach-spec`",
             describe(r)
         );
-    };
-    let artifact_digest = artifact.fetched.artifact.digest.to_string();
-    report::evaluate_and_print(
-        &artifact.spec,
-        &format!("artifact {artifact_digest}"),
+    }
+    report::inspection_and_print(
+        &inspection,
         &features,
         &a.tags,
-        format,
+        report,
         Origin {
             image: Some(reference.to_string()),
             digest: Some(inspection.resolved.target().digest.to_string()),
-            artifact: Some(artifact_digest),
+            artifact: None,
         },
     )
 }
@@ -106,6 +99,6 @@ pub fn run(a: ValidateNodeArgs) -> anyhow::Result<ExitCode> {
 fn node_features(a: &ValidateNodeArgs) -> anyhow::Result<Features> {
     Ok(match &a.features {
         Some(path) => features::file::read(path)?,
-        None => discover(&DiscoverOptions::new(a.host.roots())),
+        None => discover(&a.host.discover_options()),
     })
 }

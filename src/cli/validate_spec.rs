@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use image_compat::registry::{media, Discovery, ErrorKind, Reference, SubjectKind};
-use image_compat::spec;
+use image_compat::check::document;
+use image_compat::registry::media::ArtifactKind;
+use image_compat::registry::{media, Discovery, ErrorKind, FetchedSpec, Reference, SubjectKind};
 
 use super::registry::{block_on, describe, registry_error, resolve, PlatformArg, RegistryArgs};
 use super::EXIT_ERROR;
@@ -34,9 +35,9 @@ pub fn run(a: ValidateSpecArgs) -> anyhow::Result<ExitCode> {
         let name = file.display().to_string();
         let valid = std::fs::read_to_string(file)
             .map_err(|e| format!("{name}: cannot read: {e}"))
-            .and_then(|text| report(&text, &name, a.quiet));
+            .and_then(|text| report(&text, &name, None, a.quiet));
         if !valid.unwrap_or_else(|message| {
-            eprintln!("{}", image_compat::untrusted::escape(&message));
+            eprintln!("{}", image_compat::untrusted::escape_lines(&message));
             false
         }) {
             invalid += 1;
@@ -63,13 +64,13 @@ pub fn run(a: ValidateSpecArgs) -> anyhow::Result<ExitCode> {
 
 /// Prints a spec's diagnostics and verdict line; true when it is valid. A syntax error, which
 /// stops reading, is the `Err`.
-fn report(text: &str, name: &str, quiet: bool) -> Result<bool, String> {
-    let c = spec::check(text, name).map_err(|e| e.to_string())?;
+fn report(text: &str, name: &str, kind: Option<ArtifactKind>, quiet: bool) -> Result<bool, String> {
+    let c = document::check(text, name, kind)?;
     // The diagnostics are this command's report: stdout, in order.
     for d in c.diagnostics.iter().filter(|d| d.is_error() || !quiet) {
         println!("{}", image_compat::untrusted::escape(&d.display_in(name)));
     }
-    let (errors, warnings) = (c.errors().count(), c.warnings().count());
+    let (errors, warnings) = (c.errors(), c.warnings());
     if errors > 0 {
         println!(
             "{name}: invalid ({}, {})",
@@ -77,31 +78,31 @@ fn report(text: &str, name: &str, quiet: bool) -> Result<bool, String> {
             count(warnings, "warning")
         );
     } else {
-        let sets = c.spec().compatibilities.len();
         println!(
-            "{name}: valid ({}, {})",
-            count(sets, "compatibility set"),
+            "{name}: valid {} ({}, {})",
+            c.kind.as_str(),
+            c.summary,
             count(warnings, "warning")
         );
     }
     Ok(errors == 0)
 }
 
-/// Fetches the image's winning artifact, which checks it on the way (manifest, media types,
-/// subject, digests, sizes), and reports the artifact and then its spec.
+/// Fetches the image's winning artifact of each kind, which checks them on the way (manifest,
+/// media types, subject, digests, sizes), and reports each artifact and then its document.
 fn validate_image(image: &str, a: &ValidateSpecArgs) -> anyhow::Result<bool> {
     let reference = Reference::parse(image)?;
     let platform = a.platform.platform()?;
     let client = a.registry.client(&reference)?;
     let (resolved, fetched) = block_on(async {
         let resolved = resolve(&client, &reference, &platform).await?;
-        let fetched = client.fetch_spec_for(&resolved).await;
+        let fetched = client.fetch_artifacts_for(&resolved).await;
         Ok::<_, anyhow::Error>((resolved, fetched))
     })??;
     let image = describe(&resolved);
     let fetched = match fetched {
-        Ok(Some(f)) => f,
-        Ok(None) => anyhow::bail!("{image}: no compatibility artifact"),
+        Ok(f) if f.is_empty() => anyhow::bail!("{image}: no compatibility artifact"),
+        Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::InvalidContent => {
             println!(
                 "{image}: error: {}",
@@ -112,9 +113,17 @@ fn validate_image(image: &str, a: &ValidateSpecArgs) -> anyhow::Result<bool> {
         }
         Err(e) => return Err(registry_error(&reference, e)),
     };
+    let mut valid = true;
+    for f in &fetched {
+        valid &= validate_artifact(&image, f, a.quiet);
+    }
+    Ok(valid)
+}
+
+fn validate_artifact(image: &str, fetched: &FetchedSpec, quiet: bool) -> bool {
     let art = &fetched.artifact;
     let layer = &fetched.layer;
-    if !a.quiet {
+    if !quiet {
         let title = layer
             .annotations
             .get(media::ANNOTATION_TITLE)
@@ -139,15 +148,21 @@ fn validate_image(image: &str, a: &ValidateSpecArgs) -> anyhow::Result<bool> {
         println!(
             "artifact {}: ok: OCI image manifest, artifact type {}, one layer {} ({title}{} bytes, digest verified), subject is this image",
             art.digest,
-            media::ARTIFACT_TYPE,
+            art.kind.artifact_type(),
             layer.media_type,
             layer.size,
         );
     }
     let text = String::from_utf8_lossy(&fetched.bytes);
-    report(&text, &format!("artifact {}", art.digest), a.quiet).or_else(|message| {
-        eprintln!("{}", image_compat::untrusted::escape(&message));
-        Ok(false)
+    report(
+        &text,
+        &format!("artifact {}", art.digest),
+        Some(art.kind),
+        quiet,
+    )
+    .unwrap_or_else(|message| {
+        eprintln!("{}", image_compat::untrusted::escape_lines(&message));
+        false
     })
 }
 

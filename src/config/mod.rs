@@ -44,6 +44,8 @@ pub struct Config {
     pub on_invalid_spec: FailAction,
     /// The image name could not be turned into a digest (not in the runtime's image store).
     pub on_unknown_image: FailAction,
+    /// A Proposal F artifact needs a group or key the node declares nothing about.
+    pub on_unknown: FailAction,
     /// Pods in these namespaces are never checked.
     pub exempt_namespaces: Vec<String>,
     /// Images matching these glob patterns (`registry.k8s.io/pause:*`) are never checked.
@@ -156,9 +158,15 @@ pub struct FeatureSettings {
     /// Host path prefix when running in a container with NFD's mounts (`/host-`).
     pub host_prefix: Option<String>,
     /// Feature sources to discover (default all): cpu, kernel, memory, network, pci, usb,
-    /// storage, system, local.
+    /// storage, system, local, and image-compat's own compat.
     pub sources: Vec<String>,
+    /// Where the node's admin declares Proposal F compatibility groups (`*.json`, the
+    /// artifacts' shape); None is [`DEFAULT_COMPAT_DIR`].
+    pub compat_dir: Option<PathBuf>,
 }
+
+/// The admin's compatibility declarations by default.
+pub const DEFAULT_COMPAT_DIR: &str = "/etc/image-compat/compat.d";
 
 /// The node's features could not be had as configured.
 #[derive(Debug, thiserror::Error)]
@@ -178,7 +186,11 @@ impl FeatureSettings {
             Some(p) if !p.is_empty() && p != "/" => HostRoots::with_prefix(p),
             _ => HostRoots::from_env(),
         };
-        let mut opts = DiscoverOptions::new(roots);
+        let mut opts = DiscoverOptions::new(roots).with_compat_dir(
+            self.compat_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_COMPAT_DIR)),
+        );
         if !self.sources.is_empty() {
             opts = opts.with_sources(Source::parse_list(&self.sources.join(","))?);
         }
@@ -219,6 +231,7 @@ impl Default for Config {
             on_registry_error: FailAction::Allow,
             on_invalid_spec: FailAction::Deny,
             on_unknown_image: FailAction::Allow,
+            on_unknown: FailAction::Allow,
             exempt_namespaces: vec!["kube-system".into()],
             exempt_images: Vec::new(),
             tags: Vec::new(),

@@ -11,7 +11,7 @@
 //! node labels NFD would publish from the NFD sources' features.
 
 pub mod archspec;
-mod compat;
+pub mod compat;
 mod cpu;
 pub mod file;
 pub mod host;
@@ -158,6 +158,9 @@ pub struct DiscoverOptions {
     /// system.name's `nodename`; `None` reads `NODE_NAME` from the environment, as NFD does
     /// (empty when unset).
     pub node_name: Option<String>,
+    /// Where the node's admin declares compatibility groups (Proposal F documents, `*.json`)
+    /// for the compat source; None: none declared.
+    pub compat_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for DiscoverOptions {
@@ -173,7 +176,13 @@ impl DiscoverOptions {
             roots,
             sources: Source::ALL.to_vec(),
             node_name: None,
+            compat_dir: None,
         }
+    }
+
+    pub fn with_compat_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.compat_dir = Some(dir.into());
+        self
     }
 
     pub fn with_sources(mut self, sources: impl IntoIterator<Item = Source>) -> Self {
@@ -194,7 +203,7 @@ pub fn discover(opts: &DiscoverOptions) -> Features {
     let mut features = Features::default();
     for source in sources {
         let found = match source {
-            Source::Compat => compat::discover(&opts.roots),
+            Source::Compat => compat::discover(&opts.roots, opts.compat_dir.as_deref()),
             Source::Cpu => cpu::discover(&opts.roots),
             Source::Kernel => kernel::discover(&opts.roots),
             Source::Local => local::discover(&opts.roots),

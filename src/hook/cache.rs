@@ -110,7 +110,9 @@ impl DiskStore {
         }
         // Creating an existing directory succeeds on a read-only mount: probe for writes once
         // here, so that an unwritable cache is reported at open, not after the registry call.
-        let probe = root.join(".write-probe");
+        // The probe is this process's own: hooks open the store at the same time, and a shared
+        // name would have one remove the other's probe and fail it.
+        let probe = root.join(format!(".write-probe.{}", std::process::id()));
         let _ = fs::remove_file(&probe);
         OpenOptions::new()
             .write(true)
@@ -118,6 +120,7 @@ impl DiskStore {
             .mode(0o600)
             .open(&probe)
             .map_err(io_err(&probe))?;
+        let _ = fs::remove_file(&probe);
         Ok(DiskStore {
             root,
             scope: scope.to_string(),

@@ -213,6 +213,9 @@ pub fn fingerprint(opts: &DiscoverOptions) -> String {
         "local",
         names_times(&roots.unprefixed_path(features::FEATURES_DIR)).as_bytes(),
     );
+    if let Some(dir) = &opts.compat_dir {
+        part("compat", names_times(dir).as_bytes());
+    }
     hex::encode(h.finalize())
 }
 

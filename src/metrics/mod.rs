@@ -96,6 +96,8 @@ struct DecisionLabels {
     verdict: Label,
     action: Label,
     case: Label,
+    /// The kinds of the artifacts decided on (`Verdict::kinds_label`).
+    artifact_kind: Label,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -258,13 +260,14 @@ impl Metrics {
         }
     }
 
-    /// One container decision: counted by its labels (the verdict, the action, the case; the
-    /// same names as the decision log line's), its latency observed.
+    /// One container decision: counted by its labels (the verdict, the action, the case, the
+    /// artifact kind; the same names as the decision log line's), its latency observed.
     pub fn record_decision(
         &self,
         verdict: &'static str,
         action: &'static str,
         case: &'static str,
+        artifact_kind: &'static str,
         latency: Duration,
     ) {
         self.inner
@@ -273,6 +276,7 @@ impl Metrics {
                 verdict: Label(verdict),
                 action: Label(action),
                 case: Label(case),
+                artifact_kind: Label(artifact_kind),
             })
             .inc();
         self.inner.decision_seconds.observe(latency.as_secs_f64());
@@ -285,12 +289,18 @@ impl Metrics {
         } else {
             "allow"
         };
-        self.record_decision(verdict.compat().as_str(), action, verdict.case(), latency);
+        self.record_decision(
+            verdict.compat().as_str(),
+            action,
+            verdict.case(),
+            verdict.kinds_label(),
+            latency,
+        );
     }
 
     /// A container that was not checked because its namespace or image is exempt.
     pub fn record_exempt(&self, latency: Duration) {
-        self.record_decision("unknown", "exempt", "exempt", latency);
+        self.record_decision("unknown", "exempt", "exempt", "none", latency);
     }
 
     /// A verdict cache lookup by digest.

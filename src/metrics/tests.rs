@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::*;
 use crate::nri::{Phase, Status};
+use crate::registry::media::ArtifactKind;
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, headers lower-cased, body).
 async fn http(
@@ -182,12 +183,18 @@ async fn recorded_events_are_scraped_with_their_labels() {
     let metrics = Metrics::new();
     let running = start(metrics.clone(), || Health::Ready).await;
 
-    let incompatible = checked(Outcome::Incompatible {
-        reason: "rule failed".into(),
-    });
-    let compatible = checked(Outcome::Compatible {
-        best_set: "0".into(),
-    });
+    let incompatible = Verdict {
+        kinds: vec![ArtifactKind::OciCompat],
+        ..checked(Outcome::Incompatible {
+            reason: "rule failed".into(),
+        })
+    };
+    let compatible = Verdict {
+        kinds: vec![ArtifactKind::Nfd, ArtifactKind::OciCompat],
+        ..checked(Outcome::Compatible {
+            detail: "best set 0".into(),
+        })
+    };
     metrics.record_checked(&incompatible, &deny(), Duration::from_micros(20));
     metrics.record_checked(&incompatible, &deny(), Duration::from_micros(30));
     metrics.record_checked(&compatible, &allow(), Duration::from_millis(3));
@@ -223,22 +230,36 @@ async fn recorded_events_are_scraped_with_their_labels() {
     assert_eq!(headers["content-type"], METRICS_CONTENT_TYPE);
     let s = parse_exposition(&body);
 
-    let decisions = |verdict, action, case| {
+    let decisions = |verdict, action, case, kind| {
         value(
             &s,
             "image_compat_decisions_total",
-            &[("verdict", verdict), ("action", action), ("case", case)],
+            &[
+                ("verdict", verdict),
+                ("action", action),
+                ("case", case),
+                ("artifact_kind", kind),
+            ],
         )
     };
-    assert_eq!(decisions("incompatible", "deny", "incompatible"), Some(2.0));
-    assert_eq!(decisions("compatible", "allow", "compatible"), Some(1.0));
-    assert_eq!(decisions("unknown", "allow", "registry-error"), Some(1.0));
     assert_eq!(
-        decisions("unknown", "allow", "deadline-exceeded"),
+        decisions("incompatible", "deny", "incompatible", "oci-compat"),
+        Some(2.0)
+    );
+    assert_eq!(
+        decisions("compatible", "allow", "compatible", "nfd+oci-compat"),
         Some(1.0)
     );
-    assert_eq!(decisions("unknown", "exempt", "exempt"), Some(1.0));
-    assert_eq!(decisions("compatible", "deny", "compatible"), None);
+    assert_eq!(
+        decisions("unknown", "allow", "registry-error", "none"),
+        Some(1.0)
+    );
+    assert_eq!(
+        decisions("unknown", "allow", "deadline-exceeded", "none"),
+        Some(1.0)
+    );
+    assert_eq!(decisions("unknown", "exempt", "exempt", "none"), Some(1.0));
+    assert_eq!(decisions("compatible", "deny", "compatible", "nfd"), None);
 
     // Histogram buckets are cumulative: 5 us and 20 us and 30 us fall under 50 us.
     let decision_bucket =

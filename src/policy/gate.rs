@@ -122,6 +122,7 @@ impl Decided {
                     action = self.action(),
                     reason = reason.as_str(),
                     artifact = verdict.artifact.as_deref().unwrap_or(""),
+                    artifact_kind = verdict.kinds_label(),
                     answer,
                     warnings = warnings.as_str(),
                     latency_us = self.latency.as_micros() as u64,

@@ -78,6 +78,7 @@ pub fn decide(config: &Config, node: &str, image: &str, verdict: &Verdict) -> De
             (config.on_registry_error, "onRegistryError")
         }
         Outcome::UnknownImage { .. } => (config.on_unknown_image, "onUnknownImage"),
+        Outcome::Unknown { .. } => (config.on_unknown, "onUnknown"),
     };
     // The message reaches the kubelet's events and people's terminals: what image authors,
     // registries and runtimes wrote into it is shown escaped.
@@ -249,7 +250,7 @@ mod tests {
             "n",
             "i",
             &verdict(Outcome::Compatible {
-                best_set: "#0".into(),
+                detail: "best set #0".into(),
             }),
         );
         assert_eq!(ok.deny, None);

@@ -160,7 +160,9 @@ pub struct ArtifactInfo {
     pub subject_kind: SubjectKind,
     pub subject: Digest,
     pub discovery: Discovery,
-    /// The artifact `fetch_spec` uses (one per image at most).
+    /// Which kind of compatibility artifact it is (from its artifact type).
+    pub kind: media::ArtifactKind,
+    /// The artifact `fetch_artifacts_for` uses: the first of its kind in precedence order.
     pub selected: bool,
 }
 
@@ -173,7 +175,13 @@ impl ArtifactInfo {
     ) -> Self {
         let created_raw = d.annotations.get(media::ANNOTATION_CREATED).cloned();
         let created = created_raw.as_deref().and_then(parse_created);
+        let kind = d
+            .artifact_type
+            .as_deref()
+            .and_then(media::ArtifactKind::of)
+            .unwrap_or(media::ArtifactKind::Nfd);
         ArtifactInfo {
+            kind,
             digest: d.digest,
             size: d.size,
             media_type: d.media_type,
@@ -218,8 +226,9 @@ pub(crate) fn rank(artifacts: &mut [ArtifactInfo]) {
             .then_with(|| b.created.cmp(&a.created))
             .then_with(|| b.digest.cmp(&a.digest))
     });
-    for (i, a) in artifacts.iter_mut().enumerate() {
-        a.selected = i == 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for a in artifacts.iter_mut() {
+        a.selected = seen.insert(a.kind);
     }
 }
 
@@ -229,6 +238,7 @@ pub(crate) fn check_artifact_manifest(
     content_type: Option<&str>,
     digest: &Digest,
     subject: &Digest,
+    kind: media::ArtifactKind,
 ) -> Result<Descriptor, RegistryError> {
     let what = format!("compatibility artifact {digest}");
     let fail = |check: ContentCheck, detail: String| RegistryError::InvalidContent {
@@ -251,10 +261,10 @@ pub(crate) fn check_artifact_manifest(
     }
     // The image spec: artifactType, else the config's media type, is the artifact's type.
     let artifact_type = m.artifact_type.as_deref().unwrap_or(&m.config.media_type);
-    if artifact_type != media::ARTIFACT_TYPE {
+    if artifact_type != kind.artifact_type() {
         return Err(fail(
             ContentCheck::ArtifactType,
-            format!("expected {}, got {artifact_type}", media::ARTIFACT_TYPE),
+            format!("expected {}, got {artifact_type}", kind.artifact_type()),
         ));
     }
     // oras attach and NFD write the empty config; an artifact typed by its config media type
@@ -263,7 +273,7 @@ pub(crate) fn check_artifact_manifest(
     let empty_ok = config.media_type == media::EMPTY_CONFIG
         && config.digest == Digest::sha256_of(media::EMPTY_JSON).to_string()
         && config.size == media::EMPTY_JSON.len() as i64;
-    if !(empty_ok || config.media_type == media::ARTIFACT_TYPE) {
+    if !(empty_ok || config.media_type == kind.artifact_type()) {
         return Err(fail(
             ContentCheck::ConfigMediaType,
             format!(
@@ -283,10 +293,14 @@ pub(crate) fn check_artifact_manifest(
         ));
     }
     let layer = &m.layers[0];
-    if layer.media_type != media::SPEC_LAYER {
+    if layer.media_type != kind.layer_media_type() {
         return Err(fail(
             ContentCheck::LayerMediaType,
-            format!("expected {}, got {}", media::SPEC_LAYER, layer.media_type),
+            format!(
+                "expected {}, got {}",
+                kind.layer_media_type(),
+                layer.media_type
+            ),
         ));
     }
     match &m.subject {
@@ -316,6 +330,7 @@ pub(crate) fn build_artifact_manifest(
     subject: &Descriptor,
     layer: &Descriptor,
     annotations: &BTreeMap<String, String>,
+    kind: media::ArtifactKind,
 ) -> Vec<u8> {
     let empty = Descriptor::new(
         media::EMPTY_CONFIG,
@@ -335,7 +350,7 @@ pub(crate) fn build_artifact_manifest(
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
-        "artifactType": media::ARTIFACT_TYPE,
+        "artifactType": kind.artifact_type(),
         "config": config,
         "layers": [layer.to_json()],
         "subject": subject.to_json(),
@@ -411,14 +426,20 @@ mod tests {
             media::ANNOTATION_CREATED.to_string(),
             "2024-01-01T00:00:00Z".to_string(),
         );
-        let bytes = build_artifact_manifest(&subject, &layer, &ann);
+        let bytes = build_artifact_manifest(&subject, &layer, &ann, media::ArtifactKind::Nfd);
         let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         f(&mut v);
         (serde_json::to_vec(&v).unwrap(), subject.digest)
     }
 
     fn check(bytes: &[u8], subject: &Digest) -> Result<Descriptor, RegistryError> {
-        check_artifact_manifest(bytes, None, &Digest::sha256_of(bytes), subject)
+        check_artifact_manifest(
+            bytes,
+            None,
+            &Digest::sha256_of(bytes),
+            subject,
+            media::ArtifactKind::Nfd,
+        )
     }
 
     fn failed_check(e: RegistryError) -> ContentCheck {
@@ -426,6 +447,33 @@ mod tests {
             RegistryError::InvalidContent { check, .. } => check,
             other => panic!("unexpected error {other}"),
         }
+    }
+
+    #[test]
+    fn each_kind_is_built_and_checked_as_itself() {
+        let subject = Descriptor::new(media::OCI_MANIFEST, Digest::sha256_of(b"img"), 10);
+        let layer = Descriptor::new(media::OCI_COMPAT_LAYER, Digest::sha256_of(b"{}"), 2);
+        let bytes = build_artifact_manifest(
+            &subject,
+            &layer,
+            &BTreeMap::new(),
+            media::ArtifactKind::OciCompat,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["artifactType"], media::OCI_COMPAT_ARTIFACT_TYPE);
+        assert_eq!(v["layers"][0]["mediaType"], media::OCI_COMPAT_LAYER);
+        let d = Digest::sha256_of(&bytes);
+        let ok = check_artifact_manifest(
+            &bytes,
+            None,
+            &d,
+            &subject.digest,
+            media::ArtifactKind::OciCompat,
+        );
+        assert_eq!(ok.unwrap().media_type, media::OCI_COMPAT_LAYER);
+        let e =
+            check_artifact_manifest(&bytes, None, &d, &subject.digest, media::ArtifactKind::Nfd);
+        assert_eq!(failed_check(e.unwrap_err()), ContentCheck::ArtifactType);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The registry client: resolve an image, list/fetch/attach/remove its compatibility artifacts.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -70,6 +72,12 @@ pub enum RemoveWhich {
     /// Every compatibility artifact `list_compat_artifacts` shows for the image.
     All,
 }
+
+/// Referrers listed without annotations whose manifests are read for their creation time, per
+/// subject: a list of thousands is a hostile or broken registry, not a real image.
+const MAX_UNANNOTATED: usize = 256;
+/// Such manifests read at once.
+const ANNOTATION_READS: usize = 4;
 
 /// A registry client. Cheap to clone; clones share connections and tokens.
 #[derive(Clone)]
@@ -285,12 +293,47 @@ impl Client {
                 (entries, Discovery::TagSchema)
             }
         };
+        // Some registries list referrers without their annotations; the creation time decides
+        // which artifact wins, so it is read from the manifest: once per digest (a list may
+        // repeat one), a few at a time, and at most MAX_UNANNOTATED of them.
+        let missing: BTreeSet<Digest> = descriptors
+            .iter()
+            .filter(|d| d.annotations.is_empty())
+            .map(|d| d.digest.clone())
+            .collect();
+        if missing.len() > MAX_UNANNOTATED {
+            return Err(RegistryError::InvalidContent {
+                what,
+                check: ContentCheck::ReferrersIndex,
+                detail: format!(
+                    "{} referrers without annotations, more than the {MAX_UNANNOTATED} this client reads one by one",
+                    missing.len()
+                ),
+            });
+        }
+        let by_digest: std::collections::HashMap<Digest, &Descriptor> =
+            descriptors.iter().map(|d| (d.digest.clone(), d)).collect();
+        let read: Vec<(Digest, BTreeMap<String, String>)> =
+            futures::stream::iter(missing.into_iter().map(|digest| {
+                let d = by_digest[&digest];
+                async move {
+                    let annotations = self.manifest_annotations(repo, d).await?;
+                    Ok::<_, RegistryError>((digest, annotations))
+                }
+            }))
+            .buffer_unordered(ANNOTATION_READS)
+            .try_collect()
+            .await?;
+        let read: std::collections::HashMap<Digest, BTreeMap<String, String>> =
+            read.into_iter().collect();
         let mut out = Vec::with_capacity(descriptors.len());
+        let mut seen = BTreeSet::new();
         for mut d in descriptors {
-            if d.annotations.is_empty() {
-                // Some registries list referrers without their annotations; the creation time
-                // decides which artifact wins, so read it from the manifest.
-                d.annotations = self.manifest_annotations(repo, &d).await?;
+            if !seen.insert(d.digest.clone()) {
+                continue;
+            }
+            if let Some(a) = read.get(&d.digest) {
+                d.annotations = a.clone();
             }
             out.push(ArtifactInfo::new(
                 d,
@@ -313,7 +356,8 @@ impl Client {
     ) -> Result<Referrers, RegistryError> {
         let root = repo.ep.url("", "");
         let api = async {
-            let answer = repo.referrers_api(subject, media::ARTIFACT_TYPE).await?;
+            let types = media::ArtifactKind::ALL.map(media::ArtifactKind::artifact_type);
+            let answer = repo.referrers_api(subject, &types).await?;
             self.t
                 .set_referrers_api(&root, matches!(answer, ApiReferrers::Supported(_)));
             Ok::<_, RegistryError>(answer)
@@ -365,28 +409,53 @@ impl Client {
         Ok(a.annotations)
     }
 
-    /// Resolves the reference and fetches its compatibility spec. `Ok(None)`: the image has no
-    /// compatibility artifact (errors, including a missing image, are `Err`).
+    /// Resolves the reference and fetches its NFD spec artifact alone (`Ok(None)`: it has
+    /// none); for tools that read only NFD's format.
     pub async fn fetch_spec(
         &self,
         reference: &Reference,
         platform: &Platform,
     ) -> Result<Option<FetchedSpec>, RegistryError> {
-        let image = self.resolve(reference, platform).await?;
-        self.fetch_spec_for(&image).await
+        let all = self.fetch_artifacts(reference, platform).await?;
+        Ok(all
+            .into_iter()
+            .find(|f| f.artifact.kind == media::ArtifactKind::Nfd))
     }
 
-    /// Fetches the compatibility spec of an already resolved image: the winning artifact (see
-    /// `list_compat_artifacts`), its manifest checked and its spec layer read.
+    /// [`Client::fetch_spec`] for an already resolved image.
     pub async fn fetch_spec_for(
         &self,
         image: &ResolvedImage,
     ) -> Result<Option<FetchedSpec>, RegistryError> {
+        let all = self.fetch_artifacts_for(image).await?;
+        Ok(all
+            .into_iter()
+            .find(|f| f.artifact.kind == media::ArtifactKind::Nfd))
+    }
+
+    /// Resolves the reference and fetches its compatibility artifacts (see
+    /// `fetch_artifacts_for`).
+    pub async fn fetch_artifacts(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Vec<FetchedSpec>, RegistryError> {
+        let image = self.resolve(reference, platform).await?;
+        self.fetch_artifacts_for(&image).await
+    }
+
+    /// Fetches the compatibility artifacts of an already resolved image: the winning artifact
+    /// of each kind (see `list_compat_artifacts`), its manifest checked and its layer read.
+    /// Empty: the image has none (errors, including a missing image, are `Err`).
+    pub async fn fetch_artifacts_for(
+        &self,
+        image: &ResolvedImage,
+    ) -> Result<Vec<FetchedSpec>, RegistryError> {
         self.ask_hosts(
             image.reference.registry(),
             (|c| c.resolve, "resolve"),
             "fetching the spec",
-            Option::is_some,
+            |found: &Vec<FetchedSpec>| !found.is_empty(),
             |ep| async move { self.fetch_on(&ep, image).await },
         )
         .await
@@ -396,13 +465,31 @@ impl Client {
         &self,
         ep: &HostEndpoint,
         image: &ResolvedImage,
-    ) -> Result<Option<FetchedSpec>, RegistryError> {
+    ) -> Result<Vec<FetchedSpec>, RegistryError> {
         let list = self.list_on(ep, image).await?;
         let repo = self.repo(ep, &image.reference);
-        // A tag schema index is kept by clients and can list an artifact whose manifest was
-        // deleted without updating it; such a stale entry is skipped, anything else is an error.
+        let mut out = Vec::new();
+        for kind in media::ArtifactKind::ALL {
+            if let Some(f) = self.fetch_kind(&repo, ep, image, &list, kind).await? {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest artifact of one kind. A tag schema index is kept by clients and can list an
+    /// artifact whose manifest was deleted without updating it; such a stale entry is skipped,
+    /// anything else is an error.
+    async fn fetch_kind(
+        &self,
+        repo: &Repo<'_>,
+        ep: &HostEndpoint,
+        image: &ResolvedImage,
+        list: &[ArtifactInfo],
+        kind: media::ArtifactKind,
+    ) -> Result<Option<FetchedSpec>, RegistryError> {
         let mut found = None;
-        for candidate in list {
+        for candidate in list.iter().filter(|a| a.kind == kind) {
             let what = format!("compatibility artifact {}", candidate.digest);
             self.check_manifest_size(candidate.size, &what)?;
             match repo
@@ -415,7 +502,7 @@ impl Client {
                 .await
             {
                 Ok(m) => {
-                    found = Some((candidate, m));
+                    found = Some((candidate.clone(), m));
                     break;
                 }
                 Err(RegistryError::NotFound { .. })
@@ -435,6 +522,7 @@ impl Client {
             m.content_type.as_deref(),
             &m.digest,
             &winner.subject,
+            kind,
         )?;
         let bytes = repo
             .get_blob(
@@ -447,9 +535,10 @@ impl Client {
         tracing::debug!(
             image = %image.reference,
             artifact = %winner.digest,
+            kind = kind.as_str(),
             subject = %winner.subject,
             host = %ep.host,
-            "fetched compatibility spec"
+            "fetched compatibility artifact"
         );
         Ok(Some(FetchedSpec {
             bytes,
@@ -468,6 +557,7 @@ impl Client {
         &self,
         reference: &Reference,
         spec: &[u8],
+        kind: media::ArtifactKind,
         opts: &AttachOptions,
     ) -> Result<Attached, RegistryError> {
         let ep = self.push_endpoint(reference.registry())?;
@@ -520,13 +610,13 @@ impl Client {
         repo.push_blob(media::EMPTY_JSON, &empty).await?;
         let spec_digest = Digest::sha256_of(spec);
         repo.push_blob(spec, &spec_digest).await?;
-        let mut layer = Descriptor::new(media::SPEC_LAYER, spec_digest, spec.len() as u64);
+        let mut layer = Descriptor::new(kind.layer_media_type(), spec_digest, spec.len() as u64);
         if let Some(name) = &opts.file_name {
             layer
                 .annotations
                 .insert(media::ANNOTATION_TITLE.to_string(), name.clone());
         }
-        let manifest = build_artifact_manifest(&subject, &layer, &annotations);
+        let manifest = build_artifact_manifest(&subject, &layer, &annotations, kind);
         let digest = Digest::sha256_of(&manifest);
         let oci_subject = repo
             .put_manifest(&digest.to_string(), &manifest, media::OCI_MANIFEST)
@@ -538,7 +628,7 @@ impl Client {
                 media_type: media::OCI_MANIFEST.to_string(),
                 digest: digest.clone(),
                 size: manifest.len() as u64,
-                artifact_type: Some(media::ARTIFACT_TYPE.to_string()),
+                artifact_type: Some(kind.artifact_type().to_string()),
                 annotations: annotations.clone(),
             };
             update_tag_index(&repo, &subject.digest, Some(&entry), &BTreeSet::new()).await?;
@@ -713,7 +803,12 @@ fn compat_entries(index: &serde_json::Value, what: &str) -> Result<Vec<Descripto
     };
     entries
         .iter()
-        .filter(|e| e.get("artifactType").and_then(|a| a.as_str()) == Some(media::ARTIFACT_TYPE))
+        .filter(|e| {
+            e.get("artifactType")
+                .and_then(|a| a.as_str())
+                .and_then(media::ArtifactKind::of)
+                .is_some()
+        })
         .map(|e| {
             let entry: oci_client::manifest::ImageIndexEntry = serde_json::from_value(e.clone())
                 .map_err(|err| RegistryError::InvalidContent {

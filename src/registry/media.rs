@@ -16,6 +16,56 @@ pub const EMPTY_JSON: &[u8] = b"{}";
 pub const ARTIFACT_TYPE: &str = "application/vnd.nfd.image-compatibility.v1alpha1";
 /// NFD's compatibility spec layer (YAML).
 pub const SPEC_LAYER: &str = "application/vnd.nfd.image-compatibility.spec.v1alpha1+yaml";
+/// The OCI image-compatibility working group's generic artifact (Proposal F).
+pub const OCI_COMPAT_ARTIFACT_TYPE: &str = "application/vnd.oci.image-compatibility.v1";
+/// Its one layer: the JSON document.
+pub const OCI_COMPAT_LAYER: &str = "application/vnd.oci.image-compatibility.spec.v1+json";
+
+/// The kinds of compatibility artifact an image may carry; the newest of each kind is used.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactKind {
+    /// NFD's image compatibility spec (YAML, `version: v1alpha1`).
+    Nfd,
+    /// Proposal F's compatibility document (JSON).
+    OciCompat,
+}
+
+impl ArtifactKind {
+    pub const ALL: [ArtifactKind; 2] = [ArtifactKind::Nfd, ArtifactKind::OciCompat];
+
+    pub fn artifact_type(self) -> &'static str {
+        match self {
+            ArtifactKind::Nfd => ARTIFACT_TYPE,
+            ArtifactKind::OciCompat => OCI_COMPAT_ARTIFACT_TYPE,
+        }
+    }
+
+    pub fn layer_media_type(self) -> &'static str {
+        match self {
+            ArtifactKind::Nfd => SPEC_LAYER,
+            ArtifactKind::OciCompat => OCI_COMPAT_LAYER,
+        }
+    }
+
+    /// The kind of an artifact type, if it is one of ours.
+    pub fn of(artifact_type: &str) -> Option<ArtifactKind> {
+        ArtifactKind::ALL
+            .into_iter()
+            .find(|k| k.artifact_type() == artifact_type)
+    }
+
+    /// `nfd` or `oci-compat`: in tables, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Nfd => "nfd",
+            ArtifactKind::OciCompat => "oci-compat",
+        }
+    }
+}
+
 /// RFC 3339 creation time; NFD uses the newest artifact by it.
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 /// File name of a layer (oras sets it from the pushed file).

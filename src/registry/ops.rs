@@ -246,18 +246,16 @@ impl Repo<'_> {
         Err(err)
     }
 
-    /// Lists referrers of `subject` through the Referrers API, following pagination and
-    /// filtering by `artifact_type` here too (some registries ignore the filter).
+    /// Lists referrers of `subject` through the Referrers API, following pagination.
+    /// The referrers of `subject` whose artifact type is one of `artifact_types` (asked
+    /// without a server-side filter: the API filters by one type only).
     pub(crate) async fn referrers_api(
         &self,
         subject: &Digest,
-        artifact_type: &str,
+        artifact_types: &[&str],
     ) -> Result<ApiReferrers, RegistryError> {
         let what = format!("referrers of {subject}");
-        let mut url = self.url(
-            &format!("referrers/{subject}"),
-            &[("artifactType", artifact_type)],
-        );
+        let mut url = self.url(&format!("referrers/{subject}"), &[]);
         let mut out = Vec::new();
         for page in 0..self.t.cfg.max_referrers_pages.max(1) {
             let mut req = self.request("GET referrers", Method::GET, url.clone(), Action::Pull);
@@ -305,12 +303,11 @@ impl Repo<'_> {
                     })
                 }
             };
-            out.extend(
-                index
-                    .manifests
-                    .into_iter()
-                    .filter(|m| m.artifact_type.as_deref() == Some(artifact_type)),
-            );
+            out.extend(index.manifests.into_iter().filter(|m| {
+                m.artifact_type
+                    .as_deref()
+                    .is_some_and(|t| artifact_types.contains(&t))
+            }));
             match next {
                 Some(n) => {
                     url = Url::parse(&url)

@@ -87,7 +87,7 @@ async fn verdict_kinds() {
     assert_eq!(
         v.outcome,
         Outcome::Compatible {
-            best_set: "\"main\"".into()
+            detail: "best set \"main\"".into()
         }
     );
     assert!(
@@ -319,4 +319,102 @@ async fn alternates_are_tried_and_the_cache_is_bounded() {
     }
     assert_eq!(checker.cached_images(), 2);
     let _ = Arc::clone(&checker);
+}
+
+/// An image with an NFD spec and a Proposal F document: one verdict, compatible only when both
+/// say so, naming the artifact and the group/key that decided; a key the node declares nothing
+/// about is `unknown`, which `onUnknown` decides. The answer survives the hook's on-disk form.
+#[tokio::test]
+async fn both_kinds_make_one_verdict() {
+    use image_compat::check::answer::Answer;
+    use image_compat::config::{Config, FailAction, Mode};
+    use image_compat::registry::{media::ArtifactKind, AttachOptions};
+
+    let reg = TestRegistry::start().await;
+    let c = client(&reg);
+    let p = linux_amd64();
+    let r = image(&reg, "both", Some(NEEDS_X1)).await;
+    let doc = br#"{"compatibilities": {"org.example": {"gpu": "a100"}}}"#;
+    let oci = c
+        .attach_spec(&r, doc, ArtifactKind::OciCompat, &AttachOptions::default())
+        .await
+        .unwrap();
+    let mut node = features("1");
+    let declare = |f: &mut Features, v: &str| {
+        f.set_attributes(
+            "compat.org.example",
+            BTreeMap::from([("gpu".to_string(), v.to_string())]),
+        )
+    };
+
+    declare(&mut node, "a100");
+    let v = check_image(&c, &r, &p, &node, &[]).await;
+    match &v.outcome {
+        Outcome::Compatible { detail } => assert_eq!(
+            detail, "best set \"main\"; oci-compat: 1 of 1 keys match",
+            "{v:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(v.kinds, [ArtifactKind::Nfd, ArtifactKind::OciCompat]);
+    assert_eq!(v.kinds_label(), "nfd+oci-compat");
+
+    declare(&mut node, "h100");
+    let v = check_image(&c, &r, &p, &node, &[]).await;
+    assert_eq!(
+        v.outcome,
+        Outcome::Incompatible {
+            reason: "oci-compat: group \"org.example\" key \"gpu\": needs gpu=a100, the node has gpu=h100".into()
+        },
+        "the compatible NFD spec does not outvote the document"
+    );
+    assert_eq!(v.artifact.as_deref(), Some(oci.digest.to_string().as_str()));
+    assert_eq!(v.kinds, [ArtifactKind::OciCompat]);
+
+    // NFD's spec failing decides too, on its own artifact.
+    let v = check_image(
+        &c,
+        &r,
+        &p,
+        &{
+            let mut f = features("2");
+            declare(&mut f, "a100");
+            f
+        },
+        &[],
+    )
+    .await;
+    assert!(matches!(v.outcome, Outcome::Incompatible { .. }), "{v:?}");
+    assert_eq!(v.kinds, [ArtifactKind::Nfd]);
+
+    // Nothing declared about org.example: unknown, allowed by default, denied on request.
+    let v = check_image(&c, &r, &p, &features("1"), &[]).await;
+    assert!(matches!(v.outcome, Outcome::Unknown { .. }), "{v:?}");
+    assert_eq!(v.case(), "unknown");
+    let mut config = Config {
+        mode: Mode::Enforce,
+        ..Config::default()
+    };
+    let d = image_compat::policy::decide(&config, "node-1", "img", &v);
+    assert!(d.deny.is_none(), "onUnknown defaults to allow: {d:?}");
+    assert!(d
+        .annotations
+        .iter()
+        .any(|(k, val)| k.ends_with("/compatible") && val == "unknown"));
+    config.on_unknown = FailAction::Deny;
+    let d = image_compat::policy::decide(&config, "node-1", "img", &v);
+    let msg = d.deny.expect("onUnknown: deny refuses");
+    assert!(
+        msg.contains("group \"org.example\" key \"gpu\"") && msg.ends_with("(onUnknown: deny)"),
+        "{msg}"
+    );
+
+    // The hook keeps answers on disk: the same verdicts after a round trip.
+    let answer = Answer::of(
+        image_compat::check::answer::inspect(&c, &r, &p, image_compat::spec::Reading::Nfd).await,
+    );
+    let back: Answer = serde_json::from_str(&serde_json::to_string(&answer).unwrap()).unwrap();
+    declare(&mut node, "h100");
+    assert_eq!(back.verdict(&node, &[]), answer.verdict(&node, &[]));
+    assert_eq!(back.verdict(&node, &[]).kinds, [ArtifactKind::OciCompat]);
 }

@@ -453,6 +453,12 @@ async fn concurrent_hook_processes_share_the_cache() {
     for (out, want) in outs {
         assert_eq!(code(&out), want, "{}", stderr(&out));
         assert!(!stderr(&out).contains("is not valid"), "{}", stderr(&out));
+        // Opening the store at the same time as the others must not fail it.
+        assert!(
+            !stderr(&out).contains("without the cache"),
+            "{}",
+            stderr(&out)
+        );
     }
     let entries: Vec<_> = std::fs::read_dir(e.path("cache/v2/answers"))
         .expect("answers")

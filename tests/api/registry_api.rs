@@ -79,7 +79,12 @@ async fn attach_fetch_list_remove_through_the_referrers_api() {
     let r = reference(&reg, "app:v1");
 
     let attached = client
-        .attach_spec(&r, SPEC, &AttachOptions::default())
+        .attach_spec(
+            &r,
+            SPEC,
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     assert_eq!(attached.discovery, Discovery::ReferrersApi);
@@ -102,9 +107,11 @@ async fn attach_fetch_list_remove_through_the_referrers_api() {
     assert_eq!(spec.artifact.subject_kind, SubjectKind::PlatformManifest);
     assert_eq!(spec.image.manifest.digest, digest_of(&image));
     assert!(spec.image.index.is_none());
-    let asked_api = reg.requests().iter().any(|l| {
-        l.path.contains("/referrers/") && l.query.contains("artifactType=application%2Fvnd.nfd")
-    });
+    // Unfiltered: the API filters by one artifact type, and both kinds are wanted.
+    let asked_api = reg
+        .requests()
+        .iter()
+        .any(|l| l.path.contains("/referrers/") && l.query.is_empty());
     assert!(asked_api, "{:#?}", reg.requests());
 
     let image_res = client.resolve(&r, &amd64()).await.expect("resolve");
@@ -194,11 +201,21 @@ async fn tag_schema_fallback_keeps_other_referrers() {
     let client = client_for(&reg);
     let r = reference(&reg, "app:v1");
     let first = client
-        .attach_spec(&r, b"first: 1\n", &AttachOptions::default())
+        .attach_spec(
+            &r,
+            b"first: 1\n",
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     let second = client
-        .attach_spec(&r, b"second: 2\n", &AttachOptions::default())
+        .attach_spec(
+            &r,
+            b"second: 2\n",
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     assert_eq!(first.discovery, Discovery::TagSchema);
@@ -280,7 +297,12 @@ async fn removing_the_last_referrer_deletes_the_fallback_tag() {
     let client = client_for(&reg);
     let r = reference(&reg, "app:v1");
     client
-        .attach_spec(&r, SPEC, &AttachOptions::default())
+        .attach_spec(
+            &r,
+            SPEC,
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     let tag = digest_of(&image).referrers_tag();
@@ -410,6 +432,7 @@ async fn platform_manifest_artifact_beats_index_artifact() {
         .attach_spec(
             &r,
             b"arm spec",
+            image_compat::registry::media::ArtifactKind::Nfd,
             &AttachOptions {
                 platform: Some(arm.clone()),
                 ..AttachOptions::default()
@@ -677,7 +700,12 @@ async fn bearer_token_auth() {
         password: "s3cret".into(),
     });
     let attached = alice
-        .attach_spec(&r, SPEC, &AttachOptions::default())
+        .attach_spec(
+            &r,
+            SPEC,
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     reg.clear_log();
@@ -882,7 +910,12 @@ async fn refused_deletes_are_a_clear_error_and_change_nothing() {
     let client = client_for(&reg);
     let r = reference(&reg, "app:v1");
     let attached = client
-        .attach_spec(&r, SPEC, &AttachOptions::default())
+        .attach_spec(
+            &r,
+            SPEC,
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     let resolved = client.resolve(&r, &amd64()).await.expect("resolve");
@@ -982,7 +1015,12 @@ async fn hosts_toml_mirrors_are_tried_first() {
     upstream.clear_log();
     mirror.clear_log();
     client
-        .attach_spec(&r, SPEC, &AttachOptions::default())
+        .attach_spec(
+            &r,
+            SPEC,
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     assert!(mirror.requests().is_empty());
@@ -1002,6 +1040,7 @@ async fn attach_rejects_a_bad_created_annotation() {
         .attach_spec(
             &r,
             SPEC,
+            image_compat::registry::media::ArtifactKind::Nfd,
             &AttachOptions {
                 annotations: annotations.clone(),
                 ..AttachOptions::default()
@@ -1019,6 +1058,7 @@ async fn attach_rejects_a_bad_created_annotation() {
         .attach_spec(
             &r,
             SPEC,
+            image_compat::registry::media::ArtifactKind::Nfd,
             &AttachOptions {
                 annotations,
                 file_name: Some("spec.yaml".into()),
@@ -1150,7 +1190,12 @@ async fn the_referrers_api_is_probed_once_per_host() {
         let client = client_for(&reg);
         let r = reference(&reg, "app:v1");
         client
-            .attach_spec(&r, SPEC, &AttachOptions::default())
+            .attach_spec(
+                &r,
+                SPEC,
+                image_compat::registry::media::ArtifactKind::Nfd,
+                &AttachOptions::default(),
+            )
             .await
             .expect("attach");
         // A fresh client knows nothing about the host: both at once.
@@ -1164,5 +1209,89 @@ async fn the_referrers_api_is_probed_once_per_host() {
         assert_eq!(spec.expect("a spec").bytes, SPEC);
         let want = if api { (1, 0) } else { (0, 1) };
         assert_eq!(count(&reg), want, "second lookup, API {api}");
+    }
+}
+
+/// Both kinds on one image, through the Referrers API and through the tag schema: each kind's
+/// newest is fetched, both are listed (one selected per kind), other referrers are left alone,
+/// and removing all removes both kinds.
+#[tokio::test]
+async fn nfd_and_proposal_f_artifacts_side_by_side() {
+    for referrers_api in [true, false] {
+        let reg = TestRegistry::start_with(Behaviour {
+            referrers_api,
+            ..Behaviour::default()
+        })
+        .await;
+        let image = reg.push_image("app", Some("v1"), "linux", "amd64");
+        let mut signature = artifact(&reg, &image, b"sig", Some("2030-01-01T00:00:00Z"));
+        signature["artifactType"] = "application/vnd.example.signature.v1".into();
+        let sig = reg.put_artifact("app", &signature);
+        let client = client_for(&reg);
+        let r = reference(&reg, "app:v1");
+        let old_doc = br#"{"compatibilities": {"io.archspec": {"target": "x86_64"}}}"#;
+        let new_doc = br#"{"compatibilities": {"io.archspec": {"target": "x86_64_v2"}}}"#;
+        let mut attached = Vec::new();
+        for (bytes, kind) in [
+            (&old_doc[..], media::ArtifactKind::OciCompat),
+            (SPEC, media::ArtifactKind::Nfd),
+            (&new_doc[..], media::ArtifactKind::OciCompat),
+        ] {
+            let a = client
+                .attach_spec(&r, bytes, kind, &AttachOptions::default())
+                .await
+                .expect("attach");
+            attached.push(a.digest);
+        }
+        let fetched = client.fetch_artifacts(&r, &amd64()).await.expect("fetch");
+        let kinds: Vec<(media::ArtifactKind, &[u8])> = fetched
+            .iter()
+            .map(|f| (f.artifact.kind, &f.bytes[..]))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (media::ArtifactKind::Nfd, SPEC),
+                (media::ArtifactKind::OciCompat, &new_doc[..])
+            ],
+            "api {referrers_api}"
+        );
+        assert_eq!(fetched[1].layer.media_type, media::OCI_COMPAT_LAYER);
+        assert_eq!(fetched[1].artifact.digest, attached[2]);
+        // The manifest as the registry holds it: Proposal F's artifact and layer types.
+        let m = reg
+            .manifest("app", &attached[2].to_string())
+            .expect("artifact manifest");
+        assert_eq!(m["artifactType"], media::OCI_COMPAT_ARTIFACT_TYPE);
+        assert_eq!(m["layers"][0]["mediaType"], media::OCI_COMPAT_LAYER);
+
+        let resolved = client.resolve(&r, &amd64()).await.expect("resolve");
+        let list = client.list_compat_artifacts(&resolved).await.expect("list");
+        let listed: Vec<(media::ArtifactKind, bool)> =
+            list.iter().map(|a| (a.kind, a.selected)).collect();
+        assert_eq!(list.len(), 3, "the signature is not listed: {list:#?}");
+        assert_eq!(
+            listed.iter().filter(|(_, s)| *s).count(),
+            2,
+            "one selected per kind: {listed:?}"
+        );
+        let spec = client
+            .fetch_spec_for(&resolved)
+            .await
+            .expect("fetch")
+            .expect("nfd");
+        assert_eq!(spec.bytes, SPEC);
+
+        let removed = client
+            .remove_specs(&resolved, &RemoveWhich::All)
+            .await
+            .expect("remove");
+        assert_eq!(removed.len(), 3);
+        assert!(client
+            .fetch_artifacts_for(&resolved)
+            .await
+            .expect("fetch")
+            .is_empty());
+        assert!(reg.has_manifest("app", sig["digest"].as_str().unwrap_or_default()));
     }
 }

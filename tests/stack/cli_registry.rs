@@ -289,7 +289,7 @@ fn nfd_walkthrough_attach_validate_discover_remove() {
     expect_code(&out, 0, "validate-spec --image");
     assert!(
         text(&out.stdout).ends_with(&format!(
-            "artifact {artifact}: valid (1 compatibility set, 0 warnings)\n"
+            "artifact {artifact}: valid nfd (1 compatibility set, 0 warnings)\n"
         )),
         "{}",
         text(&out.stdout)
@@ -587,8 +587,24 @@ fn bad_artifacts_in_the_registry_are_clear_errors() {
         ("spec.yaml", "version: v1alpha1\ncompatibilities:\n- rules:\n  - name: cpu\n    matchFeatures:\n    - feature: cpu.cpuid\n      matchName: {op: Gt, value: [five]}\n"),
         SPEC_LAYER,
     );
+    // NFD's evaluation reaches the broken expression on this node (it has cpu.cpuid), so
+    // validate-node has no answer, as `nfd compat validate-node` has none; `--strict` refuses
+    // it before evaluating, with its place, as validate-spec does.
     let out = env.ic("validate-node", "badspec:v1", &features);
     expect_code(&out, 2, "validate-node, invalid spec");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "artifact {artifact}: compatibility set 0, rule \"cpu\", feature \"cpu.cpuid\": not a number"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.ic(
+        "validate-node",
+        "badspec:v1",
+        &[&features[..], &["--strict"]].concat(),
+    );
+    expect_code(&out, 2, "validate-node --strict, invalid spec");
     assert!(
         text(&out.stderr).contains(&format!("artifact {artifact}:7:18: error: ")),
         "{}",

@@ -55,7 +55,7 @@ fn demo_and_single_host_deployment() {
     // Audit: the GPU image runs, annotated incompatible; the metrics count it.
     assert!(demo.contains("image-compat.io/compatible=false"), "{demo}");
     assert!(
-        demo.contains(r#"image_compat_decisions_total{verdict="incompatible",action="allow",case="incompatible"} 1"#),
+        demo.contains(r#"image_compat_decisions_total{verdict="incompatible",action="allow",case="incompatible",artifact_kind="nfd"} 1"#),
         "{demo}"
     );
     let host = run("integration/host-install.sh");

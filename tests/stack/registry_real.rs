@@ -138,7 +138,12 @@ async fn spec_attached_by_client_is_seen_by_oras_and_removal_keeps_other_referre
     let r = env.reference("app:v1");
     let attached = env
         .client
-        .attach_spec(&r, SPEC.as_bytes(), &AttachOptions::default())
+        .attach_spec(
+            &r,
+            SPEC.as_bytes(),
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     assert_eq!(attached.discovery, Discovery::TagSchema);
@@ -221,7 +226,12 @@ async fn specs_from_both_tools_share_the_index_and_the_newest_wins() {
     let r = env.reference("app:v1");
     let ours = env
         .client
-        .attach_spec(&r, b"from: image-compat\n", &AttachOptions::default())
+        .attach_spec(
+            &r,
+            b"from: image-compat\n",
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     let resolved = env.client.resolve(&r, &amd64()).await.expect("resolve");
@@ -262,7 +272,12 @@ async fn removing_the_last_referrer_drops_the_fallback_tag_like_oras() {
     let image = env.push_image("app:v1", "amd64");
     let r = env.reference("app:v1");
     env.client
-        .attach_spec(&r, SPEC.as_bytes(), &AttachOptions::default())
+        .attach_spec(
+            &r,
+            SPEC.as_bytes(),
+            image_compat::registry::media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
         .await
         .expect("attach");
     let fallback_tag = image.replace(':', "-");
@@ -297,6 +312,7 @@ async fn multi_arch_index_artifacts_on_index_and_platform() {
         .attach_spec(
             &r,
             b"on: arm64\n",
+            image_compat::registry::media::ArtifactKind::Nfd,
             &AttachOptions {
                 platform: Some(arm64.clone()),
                 ..AttachOptions::default()
@@ -368,4 +384,73 @@ async fn stopped_registry_is_a_clear_transport_error() {
         "{msg}"
     );
     assert!(msg.contains(r.registry()), "{msg}");
+}
+
+/// Proposal F's artifact as an author attaches it with oras (`oras attach --artifact-type
+/// application/vnd.oci.image-compatibility.v1 IMG f.json:application/vnd.oci.image-compatibility.spec.v1+json`)
+/// is read beside an NFD spec attached by image-compat, and ours of that kind is seen by oras.
+#[tokio::test]
+async fn proposal_f_from_oras_and_nfd_from_image_compat_are_both_read() {
+    let Some(env) = env() else { return };
+    env.push_image("hpc:v1", "amd64");
+    let doc = "{\"compatibilities\": {\"io.archspec\": {\"target\": \"x86_64_v2\"},\n  \"org.supercontainers\": {\"mpi.implementation\": \"openmpi\"}}}\n";
+    env.oras_attach(
+        "hpc:v1",
+        "application/vnd.oci.image-compatibility.v1",
+        "f.json",
+        doc,
+        "application/vnd.oci.image-compatibility.spec.v1+json",
+    );
+    let r = env.reference("hpc:v1");
+    let nfd = env
+        .client
+        .attach_spec(
+            &r,
+            SPEC.as_bytes(),
+            media::ArtifactKind::Nfd,
+            &AttachOptions::default(),
+        )
+        .await
+        .expect("attach");
+    let fetched = env
+        .client
+        .fetch_artifacts(&r, &amd64())
+        .await
+        .expect("fetch");
+    assert_eq!(fetched.len(), 2, "{fetched:#?}");
+    assert_eq!(fetched[0].artifact.digest, nfd.digest);
+    assert_eq!(fetched[1].artifact.kind, media::ArtifactKind::OciCompat);
+    assert_eq!(fetched[1].bytes, doc.as_bytes());
+    let parsed = image_compat::compat::parse(doc, "f.json").expect("parse");
+    assert!(parsed.is_valid(), "{:?}", parsed.diagnostics);
+
+    // And the other way: ours of Proposal F's kind, as oras discover lists it.
+    let ours = env
+        .client
+        .attach_spec(
+            &r,
+            doc.as_bytes(),
+            media::ArtifactKind::OciCompat,
+            &AttachOptions::default(),
+        )
+        .await
+        .expect("attach");
+    let seen = env.discover("hpc:v1");
+    assert!(
+        seen.contains(&(
+            ours.digest.to_string(),
+            media::OCI_COMPAT_ARTIFACT_TYPE.to_string()
+        )),
+        "{seen:?}"
+    );
+    let manifest = env.oras.run_json(
+        &[
+            "manifest",
+            "fetch",
+            "--plain-http",
+            &env.r(&format!("hpc@{}", ours.digest)),
+        ],
+        env.dir(),
+    );
+    assert_eq!(manifest["layers"][0]["mediaType"], media::OCI_COMPAT_LAYER);
 }

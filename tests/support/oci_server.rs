@@ -294,6 +294,7 @@ impl TestRegistry {
                 .attach_spec(
                     &Reference::parse(&name).expect("reference"),
                     spec,
+                    image_compat::registry::media::ArtifactKind::Nfd,
                     &AttachOptions::default(),
                 )
                 .await
@@ -368,6 +369,12 @@ impl TestRegistry {
         let s = self.shared.store.lock().expect("lock");
         let d = s.tags.get(&(repo.to_string(), tag.to_string()))?;
         let (_, bytes) = s.manifests.get(&(repo.to_string(), d.clone()))?;
+        serde_json::from_slice(bytes).ok()
+    }
+
+    pub fn manifest(&self, repo: &str, digest: &str) -> Option<serde_json::Value> {
+        let s = self.shared.store.lock().expect("lock");
+        let (_, bytes) = s.manifests.get(&(repo.to_string(), digest.to_string()))?;
         serde_json::from_slice(bytes).ok()
     }
 
