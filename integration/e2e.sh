@@ -110,7 +110,7 @@ combo() {
   ic_containerd_start "$CD" "$v"
   [ "$mode" = external ] || plugin_wait_prelaunched
   for s in compat incompat noart invalid multi twoart burst fresh1 fresh2 fresh3 fresh4 zindex asingle \
-    ocilacks ociown bothkinds; do
+    ocilacks ociown bothkinds lazy; do
     ic_cri "$CD" pull "$(img "$s")" >/dev/null
   done
   for s in "${scenarios[@]}"; do

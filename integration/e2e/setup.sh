@@ -28,6 +28,35 @@ compatibilities:
 EOF
 }
 
+# spec_lazy FILE VENDOR: errors only NFD's evaluation can reach (see scenario lazy).
+spec_lazy() {
+  cat >"$1" <<EOF
+version: v1alpha1
+compatibilities:
+- description: "e2e: lazy, runs here"
+  tag: main
+  rules:
+  - name: "e2e-lazy-has-pci-$2"
+    matchAny:
+    - matchFeatures:
+      - feature: pci.device
+        matchExpressions:
+          vendor: {op: In, value: ["$2"]}
+    - matchFeatures:
+      - feature: e2e.absent
+        matchExpressions:
+          x: {op: Inn}
+- description: "e2e: lazy, broken where evaluated"
+  tag: gpu
+  rules:
+  - name: "e2e-lazy-broken"
+    matchFeatures:
+    - feature: pci.device
+      matchExpressions:
+        vendor: {op: Inn, value: ["$2"]}
+EOF
+}
+
 # attach REF SPEC [ANNOTATION...]: oras attach, as an image author would; prints the artifact
 # digest. oras does not validate the spec, which is how a broken one reaches the registry.
 attach() {
@@ -62,9 +91,10 @@ attach_oci() {
 # expect_verdict SPEC WANT: the spec's verdict on this node, as the CLI gives it (0 compatible, 1 not,
 # 2 invalid), must be WANT; otherwise the suite would test the wrong thing.
 expect_verdict() {
-  local rc
-  "$IC_IMAGE_COMPAT" evaluate --spec "$1" --features "$E2E_WORK/node.json" >/dev/null 2>&1 && rc=0 || rc=$?
-  [ "$rc" = "$2" ] || { echo "setup: $1 evaluates to exit $rc on this node, wanted $2" >&2; return 1; }
+  local rc spec=$1 want=$2
+  shift 2
+  "$IC_IMAGE_COMPAT" evaluate --spec "$spec" --features "$E2E_WORK/node.json" "$@" >/dev/null 2>&1 && rc=0 || rc=$?
+  [ "$rc" = "$want" ] || { echo "setup: $spec $* evaluates to exit $rc on this node, wanted $want" >&2; return 1; }
 }
 
 e2e_setup() {
@@ -92,6 +122,12 @@ print(" ".join(sorted({e["attributes"].get("vendor", "") for e in
   spec_pci "$specs/index.yaml" "e2e: index artifact" "e2e-index-needs-pci-$lacks" "$lacks"
   spec_pci "$specs/newer.yaml" "e2e: the newer artifact" "e2e-newer-needs-pci-$lacks" "$lacks"
   spec_pci "$specs/older.yaml" "e2e: the older artifact" "e2e-older-has-pci-${have%% *}" "${have%% *}"
+  # NFD's lazy errors: a broken expression on a feature this node lacks (never evaluated) in a
+  # set tagged main that also runs here, and one on a feature it has in a set tagged gpu
+  # (evaluated unless the tags leave the set out).
+  spec_lazy "$specs/lazy.yaml" "${have%% *}"
+  expect_verdict "$specs/lazy.yaml" 0 --tags main
+  expect_verdict "$specs/lazy.yaml" 2
   # An unknown op: valid YAML, invalid spec.
   spec_pci "$specs/invalid.yaml" "e2e: broken" "e2e-broken" "$lacks"
   sed -i 's/op: In,/op: Inn,/' "$specs/invalid.yaml"
@@ -139,6 +175,7 @@ zindex z-index:1 index
 ocilacks oci-lacks:1 image
 ociown oci-own:1 image
 bothkinds both-kinds:1 image
+lazy lazy:1 image
 EOF
   # REAL-STACK.md's pitfall: the index's amd64 manifest also pushed under another name that
   # sorts first (a-single), so the two names share one image (one config digest). Its digest is
@@ -165,6 +202,7 @@ print(next(m["digest"] for m in index["manifests"] if m["platform"]["architectur
     done
     printf 'ART_incompat=%s\n' "$(attach "$(on incompat)" "$specs/incompatible.yaml")"
     printf 'ART_invalid=%s\n' "$(attach "$(on invalid)" "$specs/invalid.yaml")"
+    printf 'ART_lazy=%s\n' "$(attach "$(on lazy)" "$specs/lazy.yaml")"
     # The tag names the index: the artifact hangs on the index digest, none on the platform
     # manifest.
     printf 'ART_multi=%s\n' "$(attach "$(on multi)" "$specs/index.yaml")"
@@ -187,7 +225,7 @@ print(next(m["digest"] for m in index["manifests"] if m["platform"]["architectur
   } >>"$env"
   ic_registry_stop "$work/golden"
   # An attach that failed left an empty value (its error is above).
-  if [ "$(grep -cE '^ART_[a-z0-9_]+=sha256:[0-9a-f]{64}$' "$env")" != 16 ]; then
+  if [ "$(grep -cE '^ART_[a-z0-9_]+=sha256:[0-9a-f]{64}$' "$env")" != 17 ]; then
     echo "setup: an artifact is missing:" >&2
     grep '^ART_' "$env" >&2
     return 1
