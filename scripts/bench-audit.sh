@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet --bin image-compat --example bench_audit
-exec target/release/examples/bench_audit "$(pwd)/target/release/image-compat" "$@"
+target/release/examples/bench_audit "$(pwd)/target/release/image-compat" "$@"

@@ -190,6 +190,8 @@ impl Auditor {
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Matrix {
         let total = images.len() * self.checkers.len();
+        // Nodes alike (a pool of one hardware model and OS) are evaluated once.
+        let alike = Arc::new(representatives(&nodes));
         let mut jobs = Vec::with_capacity(total);
         for (i, image) in images.iter().enumerate() {
             for (platform, checker) in &self.checkers {
@@ -201,11 +203,11 @@ impl Auditor {
         let mut done = 0;
         let mut stream = futures::stream::iter(jobs)
             .map(|(i, image, platform, checker)| {
-                let nodes = nodes.clone();
+                let (nodes, alike) = (nodes.clone(), alike.clone());
                 let options = options.clone();
                 async move {
                     let (cells, source) =
-                        cells_for(&image, &platform, &checker, nodes, &options).await;
+                        cells_for(&image, &platform, &checker, nodes, alike, &options).await;
                     (i, cells, source)
                 }
             })
@@ -270,13 +272,34 @@ impl Auditor {
     }
 }
 
+/// For each node, the first node of the same platform with the same features (itself when
+/// none comes before it).
+fn representatives(nodes: &[Node]) -> Vec<usize> {
+    let mut firsts: Vec<usize> = Vec::new();
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let same = firsts
+                .iter()
+                .copied()
+                .find(|&j| nodes[j].platform == n.platform && nodes[j].features == n.features);
+            same.unwrap_or_else(|| {
+                firsts.push(i);
+                i
+            })
+        })
+        .collect()
+}
+
 /// One image on the nodes of one platform: the registry's answer once, evaluated on each
-/// node (on the blocking pool: a hundred nodes are a hundred evaluations).
+/// distinct node (on the blocking pool: a hundred different nodes are a hundred evaluations).
 async fn cells_for(
     image: &str,
     platform: &str,
     checker: &Arc<Checker>,
     nodes: Arc<Vec<Node>>,
+    alike: Arc<Vec<usize>>,
     options: &Options,
 ) -> (Vec<(usize, Cell)>, Option<Source>) {
     let mine = move |nodes: &Arc<Vec<Node>>| {
@@ -316,10 +339,15 @@ async fn cells_for(
     };
     let tags = options.tags.clone();
     let cells = cpu::run(move || {
+        let mut verdicts: std::collections::HashMap<usize, Verdict> = Default::default();
         indices
             .into_iter()
             .map(|i| {
-                let v = answer.verdict(&nodes[i].features, &tags);
+                let rep = alike[i];
+                let v = verdicts
+                    .entry(rep)
+                    .or_insert_with(|| answer.verdict(&nodes[rep].features, &tags))
+                    .clone();
                 (i, Cell::new(&nodes[i], v))
             })
             .collect()

@@ -136,7 +136,8 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     for w in load_warnings {
         eprintln!("image-compat: warning: {}", escape(&w));
     }
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout is line-buffered, and a fleet's JSON is hundreds of thousands of lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match a.output {
         ListFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &matrix)?;
