@@ -72,7 +72,8 @@ async fn main() {
         let started = Instant::now();
         let plain = format!("--plain-http={}", reg.host);
         let (status, usage) = tokio::task::spawn_blocking({
-            let (bin, list, node_dir, cache) = (bin.clone(), list.clone(), node_dir.clone(), cache.clone());
+            let (bin, list, node_dir, cache) =
+                (bin.clone(), list.clone(), node_dir.clone(), cache.clone());
             move || {
                 let child = Command::new(bin)
                     .args(["audit", &plain, "-o", output, "--jobs", &jobs.to_string()])
