@@ -75,6 +75,8 @@ async fn main() {
             let (bin, list, node_dir, cache) =
                 (bin.clone(), list.clone(), node_dir.clone(), cache.clone());
             move || {
+                // Reaped by the wait4 below, which std's Child::wait cannot replace.
+                #[allow(clippy::zombie_processes)]
                 let child = Command::new(bin)
                     .args(["audit", &plain, "-o", output, "--jobs", &jobs.to_string()])
                     .arg("--images-from")
