@@ -5,6 +5,7 @@ mod attach_spec;
 mod discover;
 mod evaluate;
 mod features;
+mod generate;
 mod nri_plugin;
 mod oci_hook;
 mod registry;
@@ -71,6 +72,9 @@ pub enum Command {
     /// OCI runtime hook (hooks.d, createRuntime): the container state on stdin; refuses an
     /// incompatible image with the reason on stderr.
     OciHook(oci_hook::OciHookArgs),
+    /// Man pages and shell completions, for packages (scripts/deb.sh).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Report formats of evaluate and validate-node.
@@ -114,6 +118,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Discover(a) => discover::run(a),
         Command::NriPlugin(a) => nri_plugin::run(a),
         Command::OciHook(a) => oci_hook::run(a),
+        Command::Generate(a) => generate::run(a),
     }
 }
 
