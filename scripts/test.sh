@@ -41,3 +41,12 @@ cargo build --examples --locked
 
 step "unit, integration and real-stack tests (benchmarks run once each, as tests)"
 cargo test --all-targets --locked --no-fail-fast
+
+if [ "$(id -u)" = 0 ]; then
+  step "packaging: container image, .deb, Kubernetes manifests (the debug binary just tested)"
+  bash integration/package/image.sh target/debug/image-compat
+  bash integration/package/deb.sh target/debug/image-compat
+  bash integration/package/manifests.sh
+else
+  echo "not root: the packaging tests (buildah, dpkg --root, apt downloads) will be skipped"
+fi
