@@ -7,7 +7,8 @@
 # directory) and its securityContext (uid 0, read-only root, every capability dropped, no
 # privilege escalation, RuntimeDefault seccomp); its config is deploy/base/config.yaml with this
 # combo's node name, registry and endpoint port. It refuses the incompatible image, runs the
-# compatible one, answers /healthz, and discovers in the pod the features the host binary
+# compatible one, answers /healthz, runs confined (checked in /proc: no capability, no new
+# privileges, seccomp, read-only root), and discovers in the pod the features the host binary
 # discovers on the host. External mode only: in pre-launched mode containerd runs the host
 # plugin and would not let a second one under the same name in.
 
@@ -60,7 +61,7 @@ host_dir_or_empty() {
 }
 
 scenario_as_pod() {
-  local image port pod_id='' ctr_id sockets=$PD/pod-run before id out host_features pod_features conf m mounts=()
+  local image port pod_id='' ctr_id pid sockets=$PD/pod-run before id out host_features pod_features conf m mounts=()
   if [ "$E2E_MODE" != external ]; then
     say "skipped in $E2E_MODE mode (the pod is an external plugin)"
     return 0
@@ -102,6 +103,16 @@ scenario_as_pod() {
     fail "the plugin pod did not connect to the NRI socket"
   fi
   say "plugin pod $ctr_id connected"
+  # The confinement, seen from the host: the plugin process has no capability, cannot gain any,
+  # runs under seccomp, and its root filesystem is mounted read-only.
+  pid=$(ic_ctr "$CD" task ls | awk -v id="$ctr_id" '$1 == id { print $2 }')
+  [ -n "$pid" ] || fail "no task for the plugin container"
+  grep -qx $'CapEff:\t0000000000000000' "/proc/$pid/status" || fail "the plugin has capabilities: $(grep Cap "/proc/$pid/status")"
+  grep -qx $'NoNewPrivs:\t1' "/proc/$pid/status" || fail "the plugin may gain privileges"
+  grep -qx $'Seccomp:\t2' "/proc/$pid/status" || fail "the plugin runs without a seccomp filter"
+  awk '$5 == "/" { split($6, o, ","); if (o[1] == "ro") ro = 1 } END { exit !ro }' "/proc/$pid/mountinfo" ||
+    fail "the plugin's root filesystem is writable"
+  say "confined: uid $(awk '/^Uid:/{print $2}' "/proc/$pid/status"), no capabilities, no new privileges, seccomp, read-only root"
 
   # The kubelet's probe: GET /healthz on the node's loopback.
   out=$(exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -n 1 <&3) ||
