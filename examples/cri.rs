@@ -15,13 +15,14 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
-    CreateContainerRequest, ExecSyncRequest, ImageSpec, ImageStatusRequest, KeyValue,
-    LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, ListContainersRequest, ListPodSandboxRequest, NamespaceMode,
-    NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxState,
-    PodSandboxStatusRequest, PullImageRequest, RemoveContainerRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
+    security_profile, Capability, ContainerConfig, ContainerMetadata, ContainerState,
+    ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ImageSpec, ImageStatusRequest,
+    Int64Value, KeyValue, LinuxContainerConfig, LinuxContainerSecurityContext,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, ListContainersRequest,
+    ListPodSandboxRequest, Mount, MountPropagation, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxMetadata, PodSandboxState, PodSandboxStatusRequest,
+    PullImageRequest, RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    SecurityProfile, StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
     VersionRequest,
 };
 use serde_json::{json, Map, Value};
@@ -90,6 +91,19 @@ enum Command {
         /// Send REF as ImageSpec.image, without user_specified_image.
         #[arg(long)]
         raw_image: bool,
+        /// Bind mount of a host path, as the kubelet passes a hostPath volume (repeatable);
+        /// `ro` read-only, `rslave` mountPropagation HostToContainer.
+        #[arg(long = "mount", value_name = "HOST:CONTAINER[:ro][:rslave]")]
+        mounts: Vec<String>,
+        /// The kubelet's rendering of a confined securityContext (deploy/base's DaemonSet):
+        /// runAsUser 0, readOnlyRootFilesystem, capabilities drop ALL,
+        /// allowPrivilegeEscalation false, seccompProfile RuntimeDefault.
+        #[arg(long)]
+        confined: bool,
+        /// Where the runtime writes the container's output, in the CRI log format (the
+        /// kubelet's pod log directory and the container's log path in it).
+        #[arg(long, value_name = "ABSOLUTE_PATH")]
+        log_file: Option<PathBuf>,
         /// Command (entrypoint override) and its arguments; takes the rest of the line.
         #[arg(long, num_args = 1.., allow_hyphen_values = true)]
         cmd: Vec<String>,
@@ -305,9 +319,20 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
             annotations,
             envs,
             raw_image,
+            mounts,
+            confined,
+            log_file,
             cmd,
         } => {
-            let sandbox_config = sandbox_config_of(rt, pod_id).await?;
+            let mut sandbox_config = sandbox_config_of(rt, pod_id).await?;
+            let mut log_path = String::new();
+            if let Some(file) = log_file {
+                let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+                    return Err(anyhow!("--log-file {}: a file path", file.display()).into());
+                };
+                sandbox_config.log_directory = dir.display().to_string();
+                log_path = name.to_string_lossy().into_owned();
+            }
             let image = if *raw_image {
                 ImageSpec {
                     image: reference.clone(),
@@ -335,10 +360,19 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
                     .collect(),
                 labels: kubelet_labels(&sandbox_config, name, key_values(labels)?),
                 annotations: key_values(annotations)?,
+                mounts: mounts
+                    .iter()
+                    .map(|m| mount(m))
+                    .collect::<anyhow::Result<_>>()?,
+                log_path,
                 linux: Some(LinuxContainerConfig {
-                    security_context: Some(LinuxContainerSecurityContext {
-                        namespace_options: Some(host_network()),
-                        ..Default::default()
+                    security_context: Some(if *confined {
+                        confined_context()
+                    } else {
+                        LinuxContainerSecurityContext {
+                            namespace_options: Some(host_network()),
+                            ..Default::default()
+                        }
                     }),
                     ..Default::default()
                 }),
@@ -507,6 +541,51 @@ fn host_network() -> NamespaceOption {
         network: NamespaceMode::Node as i32,
         pid: NamespaceMode::Container as i32,
         ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+/// `HOST:CONTAINER[:ro][:rslave]` as a CRI mount.
+fn mount(spec: &str) -> anyhow::Result<Mount> {
+    let mut parts = spec.split(':');
+    let (Some(host), Some(container)) = (parts.next(), parts.next()) else {
+        return Err(anyhow!(
+            "--mount {spec}: expected HOST:CONTAINER[:ro][:rslave]"
+        ));
+    };
+    let mut m = Mount {
+        host_path: host.to_string(),
+        container_path: container.to_string(),
+        ..Default::default()
+    };
+    for opt in parts {
+        match opt {
+            "ro" => m.readonly = true,
+            "rslave" => m.propagation = MountPropagation::PropagationHostToContainer as i32,
+            _ => return Err(anyhow!("--mount {spec}: unknown option {opt}")),
+        }
+    }
+    Ok(m)
+}
+
+/// What the kubelet sends for the DaemonSet's securityContext (runAsUser 0, runAsGroup 0,
+/// readOnlyRootFilesystem, drop ALL, allowPrivilegeEscalation false, RuntimeDefault seccomp),
+/// with the pod's host network.
+fn confined_context() -> LinuxContainerSecurityContext {
+    LinuxContainerSecurityContext {
+        namespace_options: Some(host_network()),
+        run_as_user: Some(Int64Value { value: 0 }),
+        run_as_group: Some(Int64Value { value: 0 }),
+        readonly_rootfs: true,
+        no_new_privs: true,
+        capabilities: Some(Capability {
+            drop_capabilities: vec!["ALL".into()],
+            ..Default::default()
+        }),
+        seccomp: Some(SecurityProfile {
+            profile_type: security_profile::ProfileType::RuntimeDefault as i32,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

@@ -24,7 +24,6 @@ rounds=${2:-4}
 ic_stack_init
 if [ -z "${IC_IMAGE_COMPAT:-}" ]; then
   # The plugin as it is deployed: optimised.
-  ic_install_build_tools
   (cd "$root" && cargo build --release --quiet --bin image-compat)
   IC_IMAGE_COMPAT=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
     "$IC_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/image-compat

@@ -11,7 +11,17 @@ source integration/lib/install.sh
 step() { printf '\n== %s\n' "$*"; }
 
 step "build tools"
+# None system-wide; exports IC_REAL_PROTOC (bookworm's, private) for tests/protoc_fds.rs only.
 ic_install_build_tools
+
+step "no protoc on PATH: every build below takes tools/protoc (.cargo/config.toml)"
+noprotoc=$(mktemp -d)
+trap 'rm -rf "$noprotoc"' EXIT
+printf '#!/bin/sh\necho "protoc from PATH was called: builds must take tools/protoc" >&2\nexit 1\n' \
+  >"$noprotoc/protoc"
+chmod +x "$noprotoc/protoc"
+export PATH="$noprotoc:$PATH"
+unset PROTOC
 
 if [ "$(id -u)" = 0 ]; then
   step "real stack (private prefix: $(ic_default_prefix))"
@@ -31,3 +41,12 @@ cargo build --examples --locked
 
 step "unit, integration and real-stack tests (benchmarks run once each, as tests)"
 cargo test --all-targets --locked --no-fail-fast
+
+if [ "$(id -u)" = 0 ]; then
+  step "packaging: container image, .deb, Kubernetes manifests (the debug binary just tested)"
+  bash integration/package/image.sh target/debug/image-compat
+  bash integration/package/deb.sh target/debug/image-compat
+  bash integration/package/manifests.sh
+else
+  echo "not root: the packaging tests (buildah, dpkg --root, apt downloads) will be skipped"
+fi

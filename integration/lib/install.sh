@@ -3,7 +3,7 @@
 #
 # Debian trixie/sid packages are downloaded with a private apt configuration and unpacked with
 # `dpkg -x` (installing them would upgrade libc under the machine). Bookworm build tools the
-# project needs system-wide (protoc) come from the machine's own apt sources.
+# project needs come from the machine's own apt sources, unpacked privately too.
 #
 # Usage: source integration/lib/install.sh; ic_install_stack [PREFIX]
 #        or: bash integration/lib/install.sh [PREFIX]      (prints the prefix)
@@ -48,28 +48,52 @@ ic_apt_update() {
   fi
 }
 
-# ic_install_one PREFIX NAME PKG/SUITE: download and unpack into PREFIX/NAME (idempotent).
+# ic_install_one PREFIX NAME "PKG/SUITE...": download and unpack into PREFIX/NAME (idempotent).
 ic_install_one() {
   local prefix=$1 name=$2 spec=$3 a="$1/apt" deb
   [ -f "$prefix/$name/.installed" ] && return 0
   ic_apt_update "$a"
   rm -rf "${prefix:?}/${name:?}" "$a/dl" && mkdir -p "$prefix/$name" "$a/dl"
-  # shellcheck disable=SC2046
-  (cd "$a/dl" && apt-get $(ic_apt_opts "$a") -q download "$spec" >"$a/dl.log" 2>&1) ||
+  # shellcheck disable=SC2046,SC2086
+  (cd "$a/dl" && apt-get $(ic_apt_opts "$a") -q download $spec >"$a/dl.log" 2>&1) ||
     { cat "$a/dl.log" >&2; echo "install.sh: cannot download $spec" >&2; return 1; }
   for deb in "$a"/dl/*.deb; do dpkg -x "$deb" "$prefix/$name"; done
-  basename "$a"/dl/*.deb >"$prefix/$name/.installed"
+  basename -a "$a"/dl/*.deb >"$prefix/$name/.installed"
 }
 
-# Build-time tools from the machine's own (bookworm) apt sources.
+# Build-time tools: none system-wide. The build takes protoc from tools/protoc (.cargo/config.toml);
+# a real protoc serves only to record and check its descriptor sets (scripts/protoc-fds.sh,
+# tests/protoc_fds.rs): bookworm's, unpacked privately, so that every machine records the same bytes.
+# Exports IC_REAL_PROTOC (a wrapper that finds the private libraries) when it can be had.
 ic_install_build_tools() {
-  command -v protoc >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" != 0 ]; then
-    echo "install.sh: protoc missing; run as root or: apt-get install protobuf-compiler" >&2
-    return 1
+  if [ -z "${IC_REAL_PROTOC:-}" ]; then
+    IC_REAL_PROTOC=$(ic_install_protoc) ||
+      { echo "install.sh: no private protoc; tests/protoc_fds.rs will skip its check" >&2; return 0; }
   fi
+  export IC_REAL_PROTOC
+}
+
+# ic_install_protoc [PREFIX]: bookworm's protoc 3.21.12 in PREFIX/protoc; prints its wrapper.
+ic_install_protoc() {
+  local prefix=${1:-$(ic_default_prefix)} d
+  mkdir -p "$prefix"
+  ic_install_one "$prefix" protoc \
+    "protobuf-compiler/bookworm libprotoc32/bookworm libprotobuf32/bookworm libprotobuf-dev/bookworm" >&2
+  d=$prefix/protoc
+  # protoc finds the well-known types in <its dir>/../include (libprotobuf-dev's).
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s/usr/lib/x86_64-linux-gnu exec %s/usr/bin/protoc "$@"\n' \
+    "$d" "$d" >"$d/protoc"
+  chmod +x "$d/protoc"
+  echo "$d/protoc"
+}
+
+# ic_install_buildah: bookworm's buildah (the Containerfile test builds FROM scratch with it);
+# system-wide, from the machine's own sources, as root only.
+ic_install_buildah() {
+  command -v buildah >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || return 1
   DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive apt-get -q install -y protobuf-compiler >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends buildah >/dev/null
 }
 
 ic_install_stack() {

@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
-"""Builds one-layer busybox OCI images as image layout directories, and archives them for import.
+"""Builds one-layer OCI images as image layout directories, and archives them for import.
 
   oci-image.py image   LAYOUT NAME:TAG --busybox PATH [--variant V] [--cmd JSON]
   oci-image.py index   LAYOUT NAME:TAG --busybox PATH [--variant V] [--cmd JSON]
+  oci-image.py dir     LAYOUT NAME:TAG --rootfs DIR [--entrypoint JSON] [--cmd JSON] [--user U]
   oci-image.py archive LAYOUT NAME    > layout.tar    (for `ctr images import`)
+  oci-image.py files   LAYOUT         its image's Entrypoint, Cmd, User and files ("path type
+                                      mode size" lines)
+
+`dir` makes the image of a directory tree (scripts/image.sh: image-compat's own image): every
+entry owned by root, dated EPOCH, modes kept, so the digest depends on the files alone.
+`files` lists the layers of the one image in LAYOUT's index.json (an image built here or by
+buildah/docker), upper layers over lower ones, for comparing what two builds put in an image.
 
 `image` and `index` make LAYOUT hold exactly that one image (index.json has one entry, annotated
 with org.opencontainers.image.ref.name = NAME:TAG; older blobs stay, unreferenced) and print its
@@ -113,8 +121,33 @@ def rootfs_tar(busybox, variant):
     return buf.getvalue()
 
 
-def layer(layout, busybox, variant):
-    raw = rootfs_tar(busybox, variant)
+def dir_tar(root):
+    """The layer of a directory tree, uncompressed, entries sorted; only regular files,
+    directories and symbolic links (what an image of a binary and its files holds)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(dirnames + filenames):
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, root)
+                st = os.lstat(path)
+                mode = st.st_mode & 0o7777
+                if os.path.islink(path):
+                    tar_entry(tar, rel, tarfile.SYMTYPE, target=os.readlink(path), mode=0o777)
+                elif os.path.isdir(path):
+                    tar_entry(tar, rel, tarfile.DIRTYPE, mode=mode)
+                elif os.path.isfile(path):
+                    with open(path, "rb") as f:
+                        tar_entry(tar, rel, tarfile.REGTYPE, f.read(), mode=mode)
+                else:
+                    sys.exit(f"oci-image.py: {path}: not a file, directory or symlink")
+    return buf.getvalue()
+
+
+def layer(layout, busybox, variant, raw=None):
+    if raw is None:
+        raw = rootfs_tar(busybox, variant)
     # mtime=0 and no file name in the gzip header keep the compressed digest stable.
     gz = io.BytesIO()
     with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0, filename="") as z:
@@ -123,8 +156,9 @@ def layer(layout, busybox, variant):
     return layout.put(MT_LAYER, gz.getvalue()), diff_id
 
 
-def manifest(layout, layer_desc, diff_id, arch, variant, cmd):
-    labels = {VARIANT_LABEL: variant} if variant else {}
+def manifest(layout, layer_desc, diff_id, arch, variant, cmd, extra=None, labels=None):
+    if labels is None:
+        labels = {VARIANT_LABEL: variant} if variant else {}
     config = {
         "architecture": arch,
         "os": "linux",
@@ -134,6 +168,7 @@ def manifest(layout, layer_desc, diff_id, arch, variant, cmd):
             "Cmd": cmd,
             "WorkingDir": "/",
             "Labels": labels,
+            **(extra or {}),
         },
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": CREATED, "created_by": "integration/lib/oci-image.py"}],
@@ -148,11 +183,67 @@ def manifest(layout, layer_desc, diff_id, arch, variant, cmd):
     return layout.put(MT_MANIFEST, canonical(doc), platform={"architecture": arch, "os": "linux"})
 
 
+def json_args(flag, text):
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        sys.exit(f"oci-image.py: {flag} must be a JSON array of strings")
+    return value
+
+
+def build_dir(args):
+    layout = Layout(args.layout)
+    layer_desc, diff_id = layer(layout, None, None, raw=dir_tar(args.rootfs))
+    extra = {"User": args.user}
+    if args.entrypoint:
+        extra["Entrypoint"] = json_args("--entrypoint", args.entrypoint)
+    labels = dict(kv.split("=", 1) for kv in args.label)
+    top = manifest(layout, layer_desc, diff_id, args.arch, "", json_args("--cmd", args.cmd),
+                   extra, labels)
+    top = {k: v for k, v in top.items() if k != "platform"}
+    top["annotations"] = {REF_NAME: args.name}
+    layout.set_index(top)
+    print(top["digest"])
+
+
+def files(args):
+    """Each layer's entries, applied in order (a later layer's entry replaces an earlier one;
+    whiteouts remove), as sorted "path type mode size" lines."""
+    layout = Layout(args.layout)
+    with open(os.path.join(args.layout, "index.json"), "rb") as f:
+        index = json.load(f)
+    if len(index.get("manifests", [])) != 1:
+        sys.exit(f"oci-image.py: {args.layout}: expected one image in index.json")
+    with open(layout.blob_path(index["manifests"][0]["digest"]), "rb") as f:
+        doc = json.load(f)
+    with open(layout.blob_path(doc["config"]["digest"]), "rb") as f:
+        run = json.load(f).get("config", {})
+    # What the image runs, first: two builds of one image must agree on it too.
+    for key in ("Entrypoint", "Cmd", "User"):
+        print(f"# {key} {json.dumps(run.get(key))}")
+    entries = {}
+    for desc in doc["layers"]:
+        with tarfile.open(layout.blob_path(desc["digest"]), mode="r:*") as tar:
+            for m in tar:
+                name = os.path.normpath("/" + m.name).lstrip("/") or "."
+                base = os.path.basename(name)
+                if base.startswith(".wh."):
+                    gone = os.path.join(os.path.dirname(name), base[4:])
+                    entries = {k: v for k, v in entries.items()
+                               if k != gone and not k.startswith(gone + "/")}
+                    continue
+                if name == ".":
+                    continue
+                kind = "d" if m.isdir() else "l" if m.issym() else "f" if m.isfile() else "?"
+                size = m.size if m.isfile() else 0
+                target = " -> " + m.linkname if m.issym() else ""
+                entries[name] = f"{name} {kind} {m.mode & 0o7777:04o} {size}{target}"
+    for name in sorted(entries):
+        print(entries[name])
+
+
 def build(args, multi):
     layout = Layout(args.layout)
-    cmd = json.loads(args.cmd)
-    if not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
-        sys.exit("oci-image.py: --cmd must be a JSON array of strings")
+    cmd = json_args("--cmd", args.cmd)
     layer_desc, diff_id = layer(layout, args.busybox, args.variant)
     amd64 = manifest(layout, layer_desc, diff_id, "amd64", args.variant, cmd)
     if multi:
@@ -209,12 +300,27 @@ def main():
         s.add_argument("--busybox", required=True, help="a static busybox binary")
         s.add_argument("--variant", default="", help="makes a distinct image")
         s.add_argument("--cmd", default='["/bin/sh"]', help="JSON array: the image's Cmd")
+    s = sub.add_parser("dir")
+    s.add_argument("layout")
+    s.add_argument("name", help="NAME:TAG, recorded as the layout's ref name")
+    s.add_argument("--rootfs", required=True, help="the directory tree of the image's files")
+    s.add_argument("--entrypoint", default="", help="JSON array: the image's Entrypoint")
+    s.add_argument("--cmd", default="[]", help="JSON array: the image's Cmd")
+    s.add_argument("--user", default="0:0")
+    s.add_argument("--arch", default="amd64")
+    s.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
     s = sub.add_parser("archive")
     s.add_argument("layout")
     s.add_argument("name", help="the image name containerd gives the imported image")
+    s = sub.add_parser("files")
+    s.add_argument("layout")
     args = p.parse_args()
     if args.what == "archive":
         archive(args)
+    elif args.what == "dir":
+        build_dir(args)
+    elif args.what == "files":
+        files(args)
     else:
         build(args, multi=args.what == "index")
 

@@ -573,8 +573,6 @@ ic_cri_build() {
   local root target
   [ -n "${IC_CRI:-}" ] && return 0
   root=$(cd "$IC_LIB_DIR/../.." && pwd)
-  # k8s-cri generates its client at build time with protoc.
-  ic_install_build_tools
   (cd "$root" && cargo build --quiet --example cri) || { ic_log "cannot build examples/cri"; return 1; }
   target=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
     "$IC_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
@@ -622,7 +620,6 @@ ic_image_compat_build() {
   local root target
   [ -n "${IC_IMAGE_COMPAT:-}" ] && return 0
   root=$(cd "$IC_LIB_DIR/../.." && pwd)
-  ic_install_build_tools
   (cd "$root" && cargo build --quiet --bin image-compat) || { ic_log "cannot build image-compat"; return 1; }
   target=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
     "$IC_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

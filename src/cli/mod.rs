@@ -6,6 +6,7 @@ mod audit;
 mod discover;
 mod evaluate;
 mod features;
+mod generate;
 mod nri_plugin;
 mod oci_hook;
 mod registry;
@@ -75,6 +76,9 @@ pub enum Command {
     /// OCI runtime hook (hooks.d, createRuntime): the container state on stdin; refuses an
     /// incompatible image with the reason on stderr.
     OciHook(oci_hook::OciHookArgs),
+    /// Man pages and shell completions, for packages (scripts/deb.sh).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Report formats of evaluate and validate-node.
@@ -119,6 +123,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit(a) => audit::run(a),
         Command::NriPlugin(a) => nri_plugin::run(a),
         Command::OciHook(a) => oci_hook::run(a),
+        Command::Generate(a) => generate::run(a),
     }
 }
 

@@ -284,6 +284,11 @@ fn every_path_the_config_reads_is_mounted_from_the_host() {
             host.proc.join("swaps"),
             "memory.swap",
         ),
+        (
+            roots.proc.join("cpuinfo"),
+            host.proc.join("cpuinfo"),
+            "compat.io.archspec (archspec reads the CPU from cpuinfo)",
+        ),
     ] {
         assert_host_backed(&ds, &in_container, &on_host, what);
     }

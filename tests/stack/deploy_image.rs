@@ -1,10 +1,11 @@
-//! The Containerfile's packaging path (BINARY_FROM=prebuilt) built with buildah: the image runs this package's binary as its entrypoint.
+//! The Containerfile's packaging path (ROOTFS_FROM=prebuilt) built with buildah: the image runs this package's binary as its entrypoint.
 //!
-//! The Rust build stage and the distroless base need images from a registry this machine cannot
-//! reach, so the runtime base is replaced by a local one holding the binary's shared libraries
-//! (`RUNTIME_IMAGE`); everything else is the Containerfile as shipped.
+//! The Rust build stage needs an image from a registry this machine cannot reach, so the file
+//! tree comes from `scripts/image.sh rootfs` (what that stage runs too); everything else is the
+//! Containerfile as shipped. The image is FROM scratch: the binary runs in a chroot of it, so
+//! the libraries the script copies are all it needs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_image-compat");
@@ -42,15 +43,6 @@ fn usable_buildah() -> Result<(), String> {
     }
 }
 
-/// The shared libraries the binary loads, as ldd lists them.
-fn shared_libraries(binary: &str) -> Vec<PathBuf> {
-    stdout(Command::new("ldd").arg(binary))
-        .lines()
-        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
-        .map(PathBuf::from)
-        .collect()
-}
-
 /// Removes what the test created in buildah's storage, whatever happens.
 struct Cleanup {
     images: Vec<String>,
@@ -69,12 +61,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn copy_into(rootfs: &Path, file: &Path) {
-    let dest = rootfs.join(file.strip_prefix("/").unwrap());
-    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    std::fs::copy(file, &dest).unwrap();
-}
-
 #[test]
 fn the_image_entrypoint_is_this_packages_binary() {
     if let Err(why) = usable_buildah() {
@@ -86,40 +72,28 @@ fn the_image_entrypoint_is_this_packages_binary() {
         std::process::id(),
         std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()
     );
-    let base = format!("localhost/image-compat-test-base:{tag}");
     let image = format!("localhost/image-compat-test:{tag}");
     let mut cleanup = Cleanup {
-        images: vec![image.clone(), base.clone()],
+        images: vec![image.clone()],
         containers: Vec::new(),
     };
 
-    // The stand-in runtime base: the libraries the binary links, nothing else.
-    let base_ctx = tempfile::tempdir().unwrap();
-    let rootfs = base_ctx.path().join("rootfs");
-    for lib in shared_libraries(BINARY) {
-        copy_into(&rootfs, &lib);
-    }
-    std::fs::write(
-        base_ctx.path().join("Containerfile"),
-        "FROM scratch\nCOPY rootfs/ /\n",
-    )
-    .unwrap();
-    run(Command::new("buildah")
-        .args(["build", "-q", "-t", &base])
-        .arg(base_ctx.path()));
-
-    // The build context: the shipped Containerfile and .dockerignore, and the binary cargo built
+    // The build context: the shipped Containerfile and .dockerignore, and the image's file tree
     // where the prebuilt path takes it from; other files of target/ must stay out of the context.
     let ctx = tempfile::tempdir().unwrap();
     for f in ["Containerfile", ".dockerignore"] {
         std::fs::copy(root().join(f), ctx.path().join(f)).unwrap();
     }
-    std::fs::create_dir_all(ctx.path().join("target/release")).unwrap();
-    std::fs::copy(BINARY, ctx.path().join("target/release/image-compat")).unwrap();
+    let tree = ctx.path().join("target/image/rootfs");
+    run(Command::new("bash")
+        .arg(root().join("scripts/image.sh"))
+        .arg("rootfs")
+        .arg(&tree)
+        .arg(BINARY));
+    std::fs::write(ctx.path().join("target/stray"), "not in the context").unwrap();
     run(Command::new("buildah")
         .args(["build", "-q", "-f", "Containerfile"])
-        .args(["--build-arg", "BINARY_FROM=prebuilt"])
-        .args(["--build-arg", &format!("RUNTIME_IMAGE={base}")])
+        .args(["--build-arg", "ROOTFS_FROM=prebuilt"])
         .args(["-t", &image])
         .arg(ctx.path()));
 
@@ -141,9 +115,10 @@ fn the_image_entrypoint_is_this_packages_binary() {
     let packaged = mnt.join("usr/local/bin/image-compat");
     assert_eq!(
         std::fs::read(&packaged).unwrap(),
-        std::fs::read(BINARY).unwrap(),
-        "the image holds this package's binary"
+        std::fs::read(tree.join("usr/local/bin/image-compat")).unwrap(),
+        "the image holds this package's binary (stripped of debug info by scripts/image.sh)"
     );
+    assert!(!mnt.join("stray").exists() && !mnt.join("target").exists());
     // It runs from the image's own filesystem.
     let inside = stdout(
         Command::new("chroot")
