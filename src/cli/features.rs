@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use image_compat::config::DEFAULT_COMPAT_DIR;
+use image_compat::config::default_compat_dir;
 use image_compat::features::{discover, labels, DiscoverOptions, Features, HostRoots, Source};
 use image_compat::untrusted::escape;
 use image_compat::yaml::scalar;
@@ -35,16 +35,21 @@ pub struct HostArgs {
     #[arg(long, env = "IMAGE_COMPAT_HOST_PREFIX")]
     pub host_prefix: Option<String>,
     /// Where this node's admin declares Proposal F compatibility groups (`*.json`, the
-    /// artifacts' own shape); they become `compat.GROUP` features. The plugin's and the
+    /// artifacts' own shape); they become `compat.GROUP` features. Default:
+    /// /etc/image-compat/compat.d, under --host-prefix when given. The plugin's and the
     /// hook's config key is `features.compatDir`.
-    #[arg(long, default_value = DEFAULT_COMPAT_DIR)]
-    pub compat_dir: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    pub compat_dir: Option<PathBuf>,
 }
 
 impl HostArgs {
     /// Discovery of this node as these flags ask.
     pub fn discover_options(&self) -> DiscoverOptions {
-        DiscoverOptions::new(self.roots()).with_compat_dir(self.compat_dir.clone())
+        let dir = self
+            .compat_dir
+            .clone()
+            .unwrap_or_else(|| default_compat_dir(self.host_prefix.as_deref()));
+        DiscoverOptions::new(self.roots()).with_compat_dir(dir)
     }
 
     pub fn roots(&self) -> HostRoots {

@@ -162,12 +162,24 @@ pub struct FeatureSettings {
     /// storage, system, local, and image-compat's own compat.
     pub sources: Vec<String>,
     /// Where the node's admin declares Proposal F compatibility groups (`*.json`, the
-    /// artifacts' shape); None is [`DEFAULT_COMPAT_DIR`].
+    /// artifacts' shape); None is [`DEFAULT_COMPAT_DIR`], under `hostPrefix` when set.
     pub compat_dir: Option<PathBuf>,
 }
 
 /// The admin's compatibility declarations by default.
 pub const DEFAULT_COMPAT_DIR: &str = "/etc/image-compat/compat.d";
+
+/// Where the declarations are read when no directory is given: the host's, under the host
+/// prefix when there is one (a pod reads the host's /etc/image-compat/compat.d mounted at
+/// /host-etc/image-compat/compat.d, as the DaemonSet does).
+pub fn default_compat_dir(host_prefix: Option<&str>) -> PathBuf {
+    match host_prefix {
+        Some(p) if !p.is_empty() && p != "/" => {
+            PathBuf::from(format!("{p}{}", DEFAULT_COMPAT_DIR.trim_start_matches('/')))
+        }
+        _ => PathBuf::from(DEFAULT_COMPAT_DIR),
+    }
+}
 
 /// The node's features could not be had as configured.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +202,7 @@ impl FeatureSettings {
         let mut opts = DiscoverOptions::new(roots).with_compat_dir(
             self.compat_dir
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_COMPAT_DIR)),
+                .unwrap_or_else(|| default_compat_dir(self.host_prefix.as_deref())),
         );
         if !self.sources.is_empty() {
             opts = opts.with_sources(Source::parse_list(&self.sources.join(","))?);
@@ -383,6 +395,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compat_dir_follows_the_host_prefix() {
+        let dir = |prefix: Option<&str>| default_compat_dir(prefix).display().to_string();
+        assert_eq!(dir(None), "/etc/image-compat/compat.d");
+        assert_eq!(dir(Some("/")), "/etc/image-compat/compat.d");
+        assert_eq!(dir(Some("/host-")), "/host-etc/image-compat/compat.d");
+        assert_eq!(dir(Some("/rootfs/")), "/rootfs/etc/image-compat/compat.d");
+        let settings = FeatureSettings {
+            host_prefix: Some("/host-".into()),
+            ..FeatureSettings::default()
+        };
+        let opts = settings.discover_options().unwrap();
+        assert!(
+            format!("{opts:?}").contains("/host-etc/image-compat/compat.d"),
+            "{opts:?}"
+        );
+    }
 
     #[test]
     fn empty_document_gives_defaults() {
