@@ -6,7 +6,7 @@
 # Sourced by integration/e2e.sh after integration/lib/stack.sh. A combo's state lives in
 # variables set by e2e_combo_init and in files under its directory, never in the shell's memory
 # alone: every scenario runs in a subshell, so that a failed check ends that scenario only.
-#   E2E_V        containerd version (2.1 | 1.7)     E2E_MODE   external | prelaunched
+#   E2E_V        containerd version (2.1 | 1.7 | 2.3 | main)   E2E_MODE   external | prelaunched
 #   E2E_DIR      the combo's directory              CD, PD, RD containerd, plugin, registry dirs
 #   REG          the combo's registry (host:port)   E2E_NODE   node name the plugin is given
 # Image names come from the setup's images.env: IMG_<kind> is repo:tag, DIG_<kind> the digest,
@@ -20,12 +20,51 @@ E2E_NRI_REFUSAL='failed to create containerd container: failed to get NRI adjust
 # plugin's deadline is 1 s (half of containerd's 2 s request timeout), so "well under 2 s".
 E2E_SLOW_MS=${E2E_SLOW_MS:-1600}
 
+# What the runtime's default validator answers when the image-compat plugin took no part in a
+# creation (the plugin is down); CRI puts the creation's context in front of it. The first
+# creation after a crash may still be sent to the dying connection; containerd then fails it as
+# the validator plugin's failure (also a refusal).
+E2E_REQUIRED_REFUSAL='required plugin "image-compat" not present'
+E2E_CLOSING_REFUSAL='validator plugin 10-image-compat failed: ttrpc: closed'
+
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
 say() { echo "    $*"; }
 fail() {
   echo "    FAIL: $*" >&2
   exit 1
+}
+
+# A scenario's exit status that records it as skipped (it does not apply to this combo).
+E2E_SKIP=77
+skip() {
+  say "skipped: $*"
+  exit "$E2E_SKIP"
+}
+
+# True when this combo's runtime has NRI's default validator (NRI >= 0.12): the suite then runs
+# with it on, requiring image-compat (fail closed).
+e2e_validator() {
+  case $E2E_V in 2.3 | main) return 0 ;; esac
+  return 1
+}
+
+# expect_required_refusal POD_ID NAME IMAGE: CreateContainer refused by the runtime itself, the
+# image-compat plugin being absent (the default validator).
+expect_required_refusal() {
+  create "$1" "$2" "$3"
+  [ -z "$CREATED_ID" ] || fail "$2 ($3) was created ($CREATED_ID) with the plugin absent; the validator should have refused it"
+  [[ $CREATE_ERR == *"$E2E_REQUIRED_REFUSAL"* || $CREATE_ERR == *"$E2E_CLOSING_REFUSAL"* ]] ||
+    fail "$2: refused, but not by the default validator: $CREATE_ERR"
+  say "refused by the runtime in ${CREATE_MS} ms: $2 ($3): ${CREATE_ERR##*desc = }"
+}
+
+# tolerated_pod NAME: a pod carrying the toleration annotation (created while the plugin is down).
+tolerated_pod() {
+  local out
+  out=$(ic_cri "$CD" run-pod "$1" --namespace e2e --annotation "$IC_TOLERATION=true") ||
+    fail "RunPodSandbox $1 failed"
+  ic_json pod_id <<<"$out"
 }
 
 # of PREFIX KIND: one of the setup's variables (IMG_compat, DIG_compat, ART_compat).
@@ -273,7 +312,8 @@ log_lines() { wc -l <"$1" 2>/dev/null || echo 0; }
 # Prints the tails of the combo's logs (a failed scenario's evidence).
 dump_logs() {
   local f
-  for f in "$PD/plugin.log" "$CD/containerd.log" "$RD/registry.log"; do
+  # The registry's log is the access log of every pull: long and seldom the evidence.
+  for f in "$PD/plugin.log" "$CD/containerd.log"; do
     [ -f "$f" ] || continue
     echo "    ---- ${f#"$E2E_DIR"/} (last ${E2E_LOG_TAIL:-40} lines) ----"
     # containerd's CRI start-up line is one huge config dump: cut long lines.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-stack harness: private docker-registry, containerd (2.1 or 1.7) with CRI + NRI, test images.
+# Real-stack harness: private docker-registry, containerd (2.1, 1.7, 2.3, main) or CRI-O (crio) with
+# CRI + NRI, test images.
 #
 # Source it (works under `set -euo pipefail`); every function is prefixed `ic_`:
 #   ic_free_port                              print a free TCP port on 127.0.0.1
@@ -10,7 +11,8 @@
 #                                             SIGSTOP / SIGCONT: the port still accepts connections,
 #                                             nothing answers (a hung registry)
 #   ic_registry_requests DIR REGEX            access-log lines whose request ("GET /v2/...") matches
-#   ic_containerd_start DIR VERSION           VERSION 2.1 or 1.7; everything under DIR
+#   ic_containerd_start DIR VERSION           VERSION 2.1, 1.7 (Debian), 2.3, main (../shared/runtimes);
+#                                             everything under DIR
 #   ic_containerd_stop DIR                    daemon, then this instance's shims, containers, mounts
 #   ic_containerd_restart DIR                 the daemon only: containers keep running
 #   ic_containerd_plain_http DIR HOST:PORT    let this containerd pull from a plain-HTTP registry
@@ -37,9 +39,12 @@
 #   ic_nri_wait_connections CONTAINERD_DIR N [SECONDS]
 #   ic_teardown                               stop all this shell started (trap-friendly)
 #   ic_work_dir NAME                          a work directory in IC_WORK, torn down at exit
+#   ic_runtime_available VERSION              true when VERSION's runtime is installed
 # Tunables (environment): IMAGE_COMPAT_STACK (install prefix), IC_NRI_REQUEST_TIMEOUT and
 # IC_NRI_REGISTRATION_TIMEOUT (e.g. 2s, 5s; containerd's defaults when unset),
-# IC_CONTAINERD_LOG_LEVEL (default info), IC_PAUSE_IMAGE, IC_WAIT_SECONDS (start-up waits).
+# IC_CONTAINERD_LOG_LEVEL (default info), IC_PAUSE_IMAGE, IC_WAIT_SECONDS (start-up waits),
+# IC_NRI_VALIDATOR=1 (the runtime's default validator on: fail closed when the image-compat
+# plugin is absent; 2.3, main and CRI-O only), IC_TOLERATION (its toleration annotation key).
 
 IC_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=integration/lib/install.sh
@@ -67,7 +72,9 @@ ic_stack_init() {
 ic_bin() {
   ic_stack_init
   case $1 in
-    containerd-2.1 | containerd-1.7) echo "$IC_STACK_PREFIX/$1/usr/bin" ;;
+    containerd-2.1 | containerd-1.7 | containerd-2.3 | containerd-main) echo "$IC_STACK_PREFIX/$1/usr/bin" ;;
+    crio) echo "$IC_STACK_PREFIX/crio-1.36/usr/bin" ;;
+    conmon) echo "$IC_STACK_PREFIX/conmon/usr/bin/conmon" ;;
     runc) echo "$IC_STACK_PREFIX/runc/usr/sbin/runc" ;;
     registry) echo "$IC_STACK_PREFIX/registry/usr/bin/docker-registry" ;;
     oras) echo "$IC_STACK_PREFIX/oras/usr/bin/oras" ;;
@@ -75,6 +82,23 @@ ic_bin() {
     *) ic_log "ic_bin: unknown component $1"; return 1 ;;
   esac
 }
+
+# ic_runtime_available VERSION: its runtime is installed (the newer ones only when install.sh
+# found ../shared/runtimes).
+ic_runtime_available() {
+  local name
+  case $1 in
+    crio) name=crio-1.36 ;;
+    2.1 | 1.7 | 2.3 | main) name=containerd-$1 ;;
+    *) return 1 ;;
+  esac
+  ic_stack_init
+  [ -f "$IC_STACK_PREFIX/$name/.installed" ]
+}
+
+# The runtime's toleration annotation: a pod (or container) carrying it with value "true" is
+# created even while the image-compat plugin is absent (nri-config/, deploy/).
+IC_TOLERATION=${IC_TOLERATION:-tolerate-missing-plugins.image-compat.io}
 
 ic_abspath() { mkdir -p "$1" && (cd "$1" && pwd -P); }
 
@@ -292,6 +316,7 @@ temp = '$d/tmp'
   plugin_path = '$d/nri/plugins'
   plugin_config_path = '$d/nri/conf.d'
 $(ic_nri_timeouts "'")
+$(ic_nri_validator_v3)
 [[plugins.'io.containerd.transfer.v1.local'.unpack_config]]
   platform = 'linux/amd64'
   snapshotter = 'overlayfs'
@@ -350,12 +375,27 @@ ic_nri_timeouts() {
   fi
 }
 
+# containerd's built-in default validator (NRI >= 0.12): with IC_NRI_VALIDATOR=1, a container no
+# image-compat plugin took part in is refused unless its pod tolerates the plugin's absence.
+ic_nri_validator_v3() {
+  [ "${IC_NRI_VALIDATOR:-}" = 1 ] || return 0
+  cat <<EOF
+[plugins.'io.containerd.nri.v1.nri'.default_validator]
+  enable = true
+  required_plugins = ['image-compat']
+  tolerate_missing_plugins_annotation = '$IC_TOLERATION'
+EOF
+}
+
 ic_containerd_start() {
   local dir version=$2 host
   dir=$(ic_abspath "$1")
   case $version in
     2.1 | 1.7) ;;
-    *) ic_log "ic_containerd_start: VERSION must be 2.1 or 1.7, not $version"; return 1 ;;
+    2.3 | main)
+      ic_runtime_available "$version" ||
+        { ic_log "containerd $version is not installed ($(ic_shared_runtimes) missing)"; return 1; } ;;
+    *) ic_log "ic_containerd_start: VERSION must be 2.1, 1.7, 2.3 or main, not $version"; return 1 ;;
   esac
   # Unix socket paths are limited to 108 bytes; the shims' own live under /run/containerd/s.
   if [ $((${#dir} + 20)) -gt 107 ]; then
@@ -374,10 +414,10 @@ ic_containerd_start() {
   fi
   mkdir -p "$dir"/{root,state,tmp,runc,opt,cdi,certs.d,cni/bin,cni/net.d,nri/plugins,nri/conf.d}
   echo "$version" >"$dir/version"
-  if [ "$version" = 2.1 ]; then
-    ic_containerd_config_v3 "$dir" >"$dir/config.toml"
-  else
+  if [ "$version" = 1.7 ]; then
     ic_containerd_config_v2 "$dir" >"$dir/config.toml"
+  else
+    ic_containerd_config_v3 "$dir" >"$dir/config.toml"
   fi
   for host in ${IC_REGISTRIES[@]+"${IC_REGISTRIES[@]}"}; do
     ic_containerd_plain_http "$dir" "$host"
@@ -680,7 +720,12 @@ ic_plugin_prelaunch() {
     echo '#!/bin/bash'
     echo "# image-compat, pre-launched by the containerd in $cdir (written by integration/lib/stack.sh)."
     printf 'echo $$ >%q\n' "$dir/plugin.pid"
-    printf 'IMAGE_COMPAT_LOG=%q exec' "${IMAGE_COMPAT_LOG:-info}"
+    printf 'IMAGE_COMPAT_LOG=%q' "${IMAGE_COMPAT_LOG:-info}"
+    # A test fault (src/nri/guard.rs), passed on when set.
+    if [ -n "${IMAGE_COMPAT_FAULT_VALIDATE_DELAY:-}" ]; then
+      printf ' IMAGE_COMPAT_FAULT_VALIDATE_DELAY=%q' "$IMAGE_COMPAT_FAULT_VALIDATE_DELAY"
+    fi
+    printf ' exec'
     printf ' %q' "$IC_IMAGE_COMPAT" nri-plugin "$@"
     printf ' >>%q 2>&1\n' "$dir/plugin.log"
   } >"$cdir/nri/plugins/$name.tmp"

@@ -48,10 +48,16 @@ impl Stage {
     }
 }
 
+/// Test fault: ValidateContainerAdjustment answers only after this long (e.g. `5s`, past the
+/// runtime's request timeout), to prove the runtime then fails the creation. Unset in
+/// production; the plugin warns at start when it is set.
+pub const ENV_FAULT_VALIDATE_DELAY: &str = "IMAGE_COMPAT_FAULT_VALIDATE_DELAY";
+
 pub struct Guard {
     configurator: Arc<dyn Configurator>,
     observer: Option<Arc<dyn Observer>>,
     gate: RwLock<Option<Arc<Gate>>>,
+    validate_delay: Option<Duration>,
 }
 
 impl Guard {
@@ -60,7 +66,20 @@ impl Guard {
             configurator,
             observer,
             gate: RwLock::new(None),
+            validate_delay: None,
         }
+    }
+
+    /// Delays every validation answer by `delay` (the [`ENV_FAULT_VALIDATE_DELAY`] fault).
+    pub fn with_validate_delay(mut self, delay: Option<Duration>) -> Guard {
+        if let Some(d) = delay {
+            warn!(
+                delay_ms = d.as_millis() as u64,
+                "fault injection: validation answers are delayed ({ENV_FAULT_VALIDATE_DELAY})"
+            );
+        }
+        self.validate_delay = delay;
+        self
     }
 
     /// The gate in force since the last Configure (a pre-launched plugin learns its config only
@@ -149,6 +168,9 @@ impl Handler for Guard {
             return Ok(());
         }
         let d = self.handle(&v.pod, &v.container, Stage::Validate).await;
+        if let Some(delay) = self.validate_delay {
+            tokio::time::sleep(delay).await;
+        }
         rejection(&d).map_or(Ok(()), Err)
     }
 

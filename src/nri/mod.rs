@@ -21,7 +21,7 @@ mod service;
 mod status;
 mod types;
 
-pub use guard::{Configurator, Guard, Observer, Stage};
+pub use guard::{Configurator, Guard, Observer, Stage, ENV_FAULT_VALIDATE_DELAY};
 pub use handler::{Handler, HandlerError, Rejection};
 pub use plugin::{
     run, Plugin, PluginOptions, Transport, DEFAULT_SOCKET_PATH, ENV_PLUGIN_IDX, ENV_PLUGIN_NAME,
@@ -30,7 +30,7 @@ pub use plugin::{
 pub use status::{Phase, RuntimeInfo, Status, StatusHandle};
 pub use types::{
     Adjustment, ConfigureInfo, Container, ContainerState, Event, EventSet, Eviction, ImageRef,
-    Mount, PluginRef, PodSandbox, User, Validation,
+    Mount, PluginRef, PodSandbox, User, Validation, NRI_API_VERSION,
 };
 
 /// Errors of the NRI plugin lifecycle.
