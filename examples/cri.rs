@@ -242,17 +242,18 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
             annotations,
             runtime_handler,
         } => {
+            let metadata = PodSandboxMetadata {
+                name: name.clone(),
+                uid: uid.clone().unwrap_or_else(|| format!("{namespace}-{name}")),
+                namespace: namespace.clone(),
+                attempt: 0,
+            };
             let config = PodSandboxConfig {
-                metadata: Some(PodSandboxMetadata {
-                    name: name.clone(),
-                    uid: uid.clone().unwrap_or_else(|| format!("{namespace}-{name}")),
-                    namespace: namespace.clone(),
-                    attempt: 0,
-                }),
+                labels: kubelet_labels(key_values(labels)?, Some(&metadata), None),
+                metadata: Some(metadata),
                 // No hostname: runc refuses one without a private UTS namespace, and a
                 // host-network pod shares the host's.
                 hostname: String::new(),
-                labels: key_values(labels)?,
                 annotations: key_values(annotations)?,
                 linux: Some(LinuxPodSandboxConfig {
                     security_context: Some(LinuxSandboxSecurityContext {
@@ -333,7 +334,11 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
                     .into_iter()
                     .map(|(key, value)| KeyValue { key, value })
                     .collect(),
-                labels: key_values(labels)?,
+                labels: kubelet_labels(
+                    key_values(labels)?,
+                    sandbox_config.metadata.as_ref(),
+                    Some(name),
+                ),
                 annotations: key_values(annotations)?,
                 linux: Some(LinuxContainerConfig {
                     security_context: Some(LinuxContainerSecurityContext {
@@ -566,6 +571,27 @@ async fn sandbox_config_of(
         }),
         ..Default::default()
     })
+}
+
+/// The labels the kubelet puts on every pod and container it creates (runtimes read names from
+/// them: CRI-O's NRI container has no name otherwise); the caller's own win.
+fn kubelet_labels(
+    mut labels: HashMap<String, String>,
+    pod: Option<&PodSandboxMetadata>,
+    container: Option<&str>,
+) -> HashMap<String, String> {
+    let mut add = |k: &str, v: &str| {
+        labels.entry(k.to_string()).or_insert_with(|| v.to_string());
+    };
+    if let Some(p) = pod {
+        add("io.kubernetes.pod.name", &p.name);
+        add("io.kubernetes.pod.namespace", &p.namespace);
+        add("io.kubernetes.pod.uid", &p.uid);
+    }
+    if let Some(c) = container {
+        add("io.kubernetes.container.name", c);
+    }
+    labels
 }
 
 fn key_values(pairs: &[String]) -> anyhow::Result<HashMap<String, String>> {

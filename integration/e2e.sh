@@ -33,7 +33,7 @@ for f in "$here"/e2e/scenarios/[0-9]*.sh; do
   source "$f"
 done
 
-versions=(2.1 1.7 2.3 main)
+versions=(2.1 1.7 2.3 main crio)
 modes=(external prelaunched)
 scenarios=()
 for f in "$here"/e2e/scenarios/[0-9]*.sh; do
@@ -102,7 +102,7 @@ registry_ensure_up() {
 combo() {
   local v=$1 mode=$2 port s
   e2e_combo_init "$v" "$mode" "$work/$v-$mode"
-  trap 'ic_plugin_stop "$PD" || true; ic_containerd_stop "$CD" || true; ic_registry_stop "$RD" || true' EXIT
+  trap 'ic_plugin_stop "$PD" || true; ic_runtime_stop "$CD" || true; ic_registry_stop "$RD" || true' EXIT
   echo "== containerd $v, plugin $mode"
   mkdir -p "$RD"
   cp -a "$work/golden/data" "$RD/data"
@@ -116,7 +116,7 @@ combo() {
   fi
   # The default validator where the runtime has one: the suite checks fail-closed enforcement.
   if e2e_validator; then export IC_NRI_VALIDATOR=1; else unset IC_NRI_VALIDATOR; fi
-  ic_containerd_start "$CD" "$v"
+  ic_runtime_start "$CD" "$v"
   [ "$mode" = external ] || plugin_wait_prelaunched
   for s in compat incompat noart invalid multi twoart burst fresh1 fresh2 fresh3 fresh4 zindex asingle \
     ocilacks ociown bothkinds; do

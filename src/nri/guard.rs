@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use tracing::{debug, info, warn};
 
 use super::handler::{Handler, HandlerError, Rejection};
+use super::recent::Recent;
 use super::types::{Adjustment, ConfigureInfo, Container, Event, EventSet, PodSandbox, Validation};
 use crate::check::image_of;
+use crate::hook::image::{CONTAINER_NAME, CRI_CONTAINER_NAME};
 use crate::policy::{Decided, Gate, Subject};
 
 /// Builds the [`Gate`] for a configuration: the config a runtime passes a pre-launched plugin
@@ -58,6 +60,8 @@ pub struct Guard {
     observer: Option<Arc<dyn Observer>>,
     gate: RwLock<Option<Arc<Gate>>>,
     validate_delay: Option<Duration>,
+    /// Creation decisions, for the validation that follows each.
+    recent: Recent,
 }
 
 impl Guard {
@@ -67,6 +71,8 @@ impl Guard {
             observer,
             gate: RwLock::new(None),
             validate_delay: None,
+            // A validation follows its creation within the runtime's request timeout.
+            recent: Recent::new(4096, Duration::from_secs(60)),
         }
     }
 
@@ -134,14 +140,24 @@ fn subject(pod: &PodSandbox, ctr: &Container) -> Subject {
         } else {
             format!("{}/{}", pod.namespace, pod.name)
         },
-        container: if ctr.name.is_empty() {
-            ctr.id.clone()
-        } else {
-            ctr.name.clone()
-        },
+        container: container_name(ctr),
         image: image_of(image, &ctr.annotations)
             .ok_or_else(|| "the runtime names no image for this container".to_string()),
     }
+}
+
+/// The container's name in its pod. CRI-O (1.36) sends NRI no name; the kubelet's label (or an
+/// annotation) then has it. The ID when nothing names it.
+fn container_name(ctr: &Container) -> String {
+    if !ctr.name.is_empty() {
+        return ctr.name.clone();
+    }
+    [CONTAINER_NAME, CRI_CONTAINER_NAME]
+        .iter()
+        .find_map(|k| ctr.labels.get(*k).or_else(|| ctr.annotations.get(*k)))
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&ctr.id)
+        .clone()
 }
 
 fn rejection(d: &Decided) -> Option<Rejection> {
@@ -161,17 +177,33 @@ impl Handler for Guard {
             .collect()
     }
 
-    /// The same decision again (from the cache by now), at the point where a timeout fails the
-    /// creation instead of letting it through. Audit mode never refuses, so it answers at once.
+    /// The creation's own decision, at the point where a timeout fails the creation instead of
+    /// letting it through: taken from [`Recent`] (no second wait on the registry), or made now
+    /// when this process did not make it (it started between the two calls). Audit mode never
+    /// refuses, so it answers at once.
     async fn validate(&self, v: &Validation) -> Result<(), Rejection> {
         if !self.gate().is_some_and(|g| g.enforcing()) {
             return Ok(());
         }
-        let d = self.handle(&v.pod, &v.container, Stage::Validate).await;
+        let outcome = match self.recent.take(&v.container.id) {
+            Some(outcome) => {
+                let s = subject(&v.pod, &v.container);
+                info!(
+                    edge = "nri",
+                    stage = Stage::Validate.as_str(),
+                    pod = s.pod.as_str(),
+                    container = s.container.as_str(),
+                    action = if outcome.is_some() { "deny" } else { "allow" },
+                    "validated with the creation's decision"
+                );
+                outcome
+            }
+            None => rejection(&self.handle(&v.pod, &v.container, Stage::Validate).await),
+        };
         if let Some(delay) = self.validate_delay {
             tokio::time::sleep(delay).await;
         }
-        rejection(&d).map_or(Ok(()), Err)
+        outcome.map_or(Ok(()), Err)
     }
 
     async fn configure(&self, cfg: ConfigureInfo) -> Result<(), HandlerError> {
@@ -210,7 +242,9 @@ impl Handler for Guard {
         ctr: &Container,
     ) -> Result<Adjustment, Rejection> {
         let d = self.handle(pod, ctr, Stage::Create).await;
-        if let Some(r) = rejection(&d) {
+        let refused = rejection(&d);
+        self.recent.put(&ctr.id, refused.clone());
+        if let Some(r) = refused {
             return Err(r);
         }
         let mut adj = Adjustment::default();
@@ -218,5 +252,47 @@ impl Handler for Guard {
             adj = adj.annotate(k, v);
         }
         Ok(adj)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctr(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Container {
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        Container {
+            id: "0123abcd".into(),
+            name: name.into(),
+            labels: map(labels),
+            annotations: map(annotations),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_container_is_named_by_the_runtime_then_the_kubelet_then_its_id() {
+        assert_eq!(
+            container_name(&ctr("app", &[(CONTAINER_NAME, "x")], &[])),
+            "app"
+        );
+        // CRI-O 1.36: no NRI name, the kubelet's label.
+        assert_eq!(
+            container_name(&ctr("", &[(CONTAINER_NAME, "app")], &[])),
+            "app"
+        );
+        assert_eq!(
+            container_name(&ctr("", &[], &[(CRI_CONTAINER_NAME, "app")])),
+            "app"
+        );
+        assert_eq!(
+            container_name(&ctr("", &[(CONTAINER_NAME, "")], &[])),
+            "0123abcd"
+        );
+        assert_eq!(container_name(&ctr("", &[], &[])), "0123abcd");
     }
 }

@@ -17,6 +17,7 @@ mod guard;
 mod handler;
 pub mod mux;
 mod plugin;
+mod recent;
 mod service;
 mod status;
 mod types;

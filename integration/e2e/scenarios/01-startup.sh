@@ -25,7 +25,7 @@ scenario_startup() {
     plugin_use enforce allow
     pid=$(ic_plugin_pid "$PD") || fail "no pre-launched plugin runs"
     ppid=$(awk '{print $4}' "/proc/$pid/stat")
-    [ "$ppid" = "$(cat "$CD/containerd.pid")" ] ||
+    [ "$ppid" = "$(ic_runtime_pid "$CD")" ] ||
       fail "the plugin's parent is $ppid, not containerd ($(cat "$CD/containerd.pid"))"
     # Not `tr | grep -q`: with pipefail, grep quitting early fails the pipeline.
     grep -qx 'NRI_PLUGIN_SOCKET=3' < <(tr '\0' '\n' <"/proc/$pid/environ") ||

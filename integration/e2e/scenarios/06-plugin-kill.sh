@@ -15,7 +15,7 @@ scenario_plugin_kill() {
   plugin_use enforce allow
   id=$(pod kill)
   pid=$(ic_plugin_pid "$PD") || fail "no plugin runs"
-  mark=$(log_lines "$CD/containerd.log")
+  mark=$(log_lines "$(ic_runtime_log "$CD")")
   ic_plugin_kill "$PD"
   t0=$(now_us)
   say "plugin $pid killed"
@@ -44,7 +44,7 @@ scenario_plugin_kill() {
     fi
   fi
   say "plugin back: pid $(ic_plugin_pid "$PD")"
-  tail -n +"$((mark + 1))" "$CD/containerd.log" | grep -iE 'image-compat' | grep -ivE 'registered|connected|invocation|discovered|starting' |
+  tail -n +"$((mark + 1))" "$(ic_runtime_log "$CD")" | grep -iE 'image-compat' | grep -ivE 'registered|connected|invocation|discovered|starting' |
     cut -c1-300 | sed 's/^/    containerd: /' | head -n 5 || true
   expect_refused "$id" e2e/kill checked "$(img incompat)" \
     "image-compat: image $(img incompat) ($(dig incompat)) is not compatible with node $E2E_NODE: "

@@ -26,16 +26,17 @@ plugin_back() {
     containerd_restart
   fi
   in_use=$((($(now_us) - t0) / 1000))
-  t0=$(now_us)
+  # The first creation once the plugin is in use: decided by it (its cache empty: a registry
+  # fetch, bounded by its 1 s deadline), not refused by the validator.
   expect_refused "$1" e2e/fail-closed "$3-back-incompatible" "$(img incompat)" \
     "image-compat: image $(img incompat) ($(dig incompat)) is not compatible with node $E2E_NODE: "
+  local decided=$CREATE_MS
   expect_running "$1" e2e/fail-closed "$3-back-compatible" "$(img compat)"
   expect_ann compatible true
-  local decided=$((($(now_us) - t0) / 1000))
   expect_refused "$2" e2e/fail-closed-tolerated "$3-back-tolerated" "$(img incompat)" \
     "image-compat: image $(img incompat) ($(dig incompat)) is not compatible with node $E2E_NODE: "
-  say "plugin back ($3): in use $in_use ms after its (re)start, then two normal decisions in $decided ms"
-  [ "$decided" -lt 1000 ] || fail "normal decisions took $decided ms after the plugin was back (limit 1000 ms)"
+  say "plugin back ($3): in use $in_use ms after its (re)start; its first decision took $decided ms (CRI client side)"
+  [ "$decided" -lt "$E2E_SLOW_MS" ] || fail "the first decision took $decided ms after the plugin was back (limit $E2E_SLOW_MS ms)"
 }
 
 scenario_fail_closed() {
@@ -60,7 +61,7 @@ scenario_fail_closed() {
   ic_plugin_stop "$PD"
   prelaunched=$CD/nri/plugins/${IC_PLUGIN_IDX:-10}-image-compat
   if [ "$E2E_MODE" = prelaunched ]; then mv "$prelaunched" "$PD/prelaunch.off"; fi
-  ic_containerd_restart "$CD"
+  ic_runtime_restart "$CD"
   say "containerd restarted without the plugin"
   fail_closed_checks "$id" "$tid" not-started
   if [ "$E2E_MODE" = prelaunched ]; then mv "$PD/prelaunch.off" "$prelaunched"; fi
