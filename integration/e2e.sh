@@ -6,7 +6,10 @@
 # gone, plugin killed, containerd restarted). Where the runtime has NRI's default validator (2.3,
 # main) it runs with it on, as nri-config/ sets it: enforcement then fails closed.
 #
-# Usage: integration/e2e.sh [--versions 2.1,1.7,2.3,main] [--modes external,prelaunched]
+# CRI-O 1.36.3 (crio, ../shared/runtimes) runs the same, and in a third mode, hook: the OCI hook
+# through CRI-O's hooks.d, no NRI plugin (scenario hook; the plugin's scenarios are skipped there).
+#
+# Usage: integration/e2e.sh [--versions 2.1,1.7,2.3,main,crio] [--modes external,prelaunched,hook]
 #                           [--scenarios startup,enforce,...] [--jobs N]      (as root)
 # A version whose runtime is not installed (no ../shared/runtimes) is skipped, and said so.
 # Environment: IMAGE_COMPAT_STACK (component prefix), IC_IMAGE_COMPAT and IC_CRI (prebuilt
@@ -34,7 +37,7 @@ for f in "$here"/e2e/scenarios/[0-9]*.sh; do
 done
 
 versions=(2.1 1.7 2.3 main crio)
-modes=(external prelaunched)
+modes=(external prelaunched hook)
 scenarios=()
 for f in "$here"/e2e/scenarios/[0-9]*.sh; do
   f=${f##*/[0-9][0-9]-}
@@ -71,6 +74,8 @@ run_scenario() {
   (
     set -e
     registry_ensure_up
+    # The hook mode has its own scenario; the others are the NRI plugin's.
+    if [ "$E2E_MODE" = hook ] && [ "$name" != hook ]; then skip "the NRI plugin's scenario"; fi
     "scenario_${name//-/_}"
   )
   rc=$?
@@ -103,13 +108,16 @@ combo() {
   local v=$1 mode=$2 port s
   e2e_combo_init "$v" "$mode" "$work/$v-$mode"
   trap 'ic_plugin_stop "$PD" || true; ic_runtime_stop "$CD" || true; ic_registry_stop "$RD" || true' EXIT
-  echo "== containerd $v, plugin $mode"
+  echo "== runtime $v, plugin $mode"
   mkdir -p "$RD"
   cp -a "$work/golden/data" "$RD/data"
   port=$(ic_free_port)
   REG=127.0.0.1:$port
   ic_registry_start "$RD" "$port"
-  if [ "$mode" = prelaunched ]; then
+  if [ "$mode" = hook ]; then
+    # In CRI-O's hooks.d before it starts (it reads the directory at start and on changes).
+    hook_install "$(hook_config enforce)"
+  elif [ "$mode" = prelaunched ]; then
     # In place before containerd starts, which launches it.
     ic_plugin_prelaunch "$PD" "$CD" "$(plugin_config enforce allow)" --log-json
     cp "$(plugin_config enforce allow)" "$PD/config-current"
@@ -117,7 +125,7 @@ combo() {
   # The default validator where the runtime has one: the suite checks fail-closed enforcement.
   if e2e_validator; then export IC_NRI_VALIDATOR=1; else unset IC_NRI_VALIDATOR; fi
   ic_runtime_start "$CD" "$v"
-  [ "$mode" = external ] || plugin_wait_prelaunched
+  [ "$mode" != prelaunched ] || plugin_wait_prelaunched
   for s in compat incompat noart invalid multi twoart burst fresh1 fresh2 fresh3 fresh4 zindex asingle \
     ocilacks ociown bothkinds; do
     ic_cri "$CD" pull "$(img "$s")" >/dev/null
@@ -162,6 +170,8 @@ done
 versions=(${present[@]+"${present[@]}"})
 for v in ${versions[@]+"${versions[@]}"}; do
   for mode in "${modes[@]}"; do
+    # The OCI hook is tested under containerd's runc and podman by tests/stack/hook_runtimes.rs.
+    if [ "$mode" = hook ] && [ "$v" != crio ]; then continue; fi
     if [ "$jobs" -le 1 ]; then
       run_combo "$v" "$mode"
     else
@@ -178,7 +188,7 @@ done
 wait
 if [ "$jobs" -gt 1 ]; then
   for v in ${versions[@]+"${versions[@]}"}; do
-    for mode in "${modes[@]}"; do cat "$work/$v-$mode.out"; done
+    for mode in "${modes[@]}"; do cat "$work/$v-$mode.out" 2>/dev/null || true; done
   done
 fi
 

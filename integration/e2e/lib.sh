@@ -45,8 +45,43 @@ skip() {
 # True when this combo's runtime has NRI's default validator (NRI >= 0.12): the suite then runs
 # with it on, requiring image-compat (fail closed).
 e2e_validator() {
+  [ "$E2E_MODE" != hook ] || return 1
   case $E2E_V in 2.3 | main | crio) return 0 ;; esac
   return 1
+}
+
+# hook_config MODE: the OCI hook's config for this combo (its own cache directory); prints its
+# path.
+hook_config() {
+  local file=$PD/hook-$1.yaml
+  cat >"$file" <<EOF
+# image-compat e2e: $E2E_V hook
+mode: $1
+nodeName: $E2E_NODE
+registry:
+  plainHttp: ["$REG"]
+cache:
+  dir: $PD/cache
+EOF
+  echo "$file"
+}
+
+# hook_install CONFIG: the hook in CRI-O's hooks.d (as hooks/crio/ ships it, with this build and
+# CONFIG), logging JSON decision lines to the plugin log, where decisions() reads them.
+hook_install() {
+  mkdir -p "$CD/hooks.d"
+  "$IC_PYTHON" - "$IC_IMAGE_COMPAT" "$PD/plugin.log" "$1" >"$CD/hooks.d/50-image-compat.json.tmp" <<'PY'
+import json, sys
+exe, log, config = sys.argv[1:4]
+print(json.dumps({
+    "version": "1.0.0",
+    "hook": {"path": exe, "args": ["image-compat", "--log-file", log, "--log-json", "--log-level",
+                                   "info", "oci-hook", "--config", config], "timeout": 10},
+    "when": {"always": True},
+    "stages": ["createRuntime"],
+}, indent=2))
+PY
+  mv "$CD/hooks.d/50-image-compat.json.tmp" "$CD/hooks.d/50-image-compat.json"
 }
 
 # True when this combo's runtime names each container's image and digest in NRI's
