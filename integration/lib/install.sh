@@ -97,8 +97,11 @@ ic_install_shared() {
   local prefix=$1 name=$2 dir src sums
   src=$(ic_shared_runtimes)/$3
   if [ ! -d "$src" ]; then
-    echo "install.sh: $src not found: $3 is not installed; its tests are skipped" >&2
-    rm -rf "${prefix:?}/${name:?}"
+    if [ -f "$prefix/$name/.installed" ]; then
+      echo "install.sh: $src not found: keeping the $3 installed before in $prefix/$name" >&2
+    else
+      echo "install.sh: $src not found: $3 is not installed; its tests are skipped" >&2
+    fi
     return 0
   fi
   sums=$(cd "$src" && sha256sum -- *)
