@@ -31,7 +31,7 @@ pub use plugin::{
 pub use status::{Phase, RuntimeInfo, Status, StatusHandle};
 pub use types::{
     Adjustment, ConfigureInfo, Container, ContainerState, Event, EventSet, Eviction, ImageRef,
-    Mount, PluginRef, PodSandbox, User, Validation, NRI_API_VERSION,
+    Mount, PluginRef, PodSandbox, User, Validation, NRI_API_VERSION, TOLERATION_ANNOTATION,
 };
 
 /// Errors of the NRI plugin lifecycle.

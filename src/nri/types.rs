@@ -204,6 +204,11 @@ impl ConfigureInfo {
     }
 }
 
+/// The annotation the runtime's default validator (NRI >= 0.12) reads to let a pod or container
+/// be created while the image-compat plugin is absent (`tolerate_missing_plugins_annotation`,
+/// value `true`): the plugin's own DaemonSet pod carries it (nri-config/, deploy/).
+pub const TOLERATION_ANNOTATION: &str = "tolerate-missing-plugins.image-compat.io";
+
 /// The NRI API this plugin speaks: proto/nri/api.proto follows upstream's v0.12.2 wire format
 /// (what it leaves out, protobuf skips). Sent in RegisterPlugin, which runtimes log ("registered
 /// ... with NRI version").
