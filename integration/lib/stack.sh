@@ -745,26 +745,6 @@ ic_nri_wait_connections() {
   return 1
 }
 
-# ic_nri_closed CONTAINERD_DIR: how many plugin connections that runtime has seen closed.
-ic_nri_closed() {
-  local n
-  n=$(grep -cE 'msg="connection to plugin \\"[^\\"]+\\" closed' "$(ic_runtime_log "$1")" 2>/dev/null) || true
-  echo "${n:-0}"
-}
-
-# ic_nri_wait_closed CONTAINERD_DIR N [SECONDS]: until the runtime has seen N connections closed.
-# A creation that reaches a plugin's connection after the plugin exited but before the runtime
-# noticed fails where the plugin validates ("validator plugin ... failed: ttrpc: closed").
-ic_nri_wait_closed() {
-  local i
-  for ((i = 0; i < ${3:-5} * 20; i++)); do
-    [ "$(ic_nri_closed "$1")" -ge "$2" ] && return 0
-    sleep 0.05
-  done
-  ic_log "the runtime in $1 did not notice the plugin's exit (closed: $(ic_nri_closed "$1"), wanted $2)"
-  return 1
-}
-
 # ic_plugin_new_log DIR: moves the plugin log aside (plugin.log.1, .2, ...), so that DIR/plugin.log
 # holds one plugin process's lines; a process still running keeps writing to its old file.
 ic_plugin_new_log() {
