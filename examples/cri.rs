@@ -256,17 +256,18 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
             annotations,
             runtime_handler,
         } => {
+            let metadata = PodSandboxMetadata {
+                name: name.clone(),
+                uid: uid.clone().unwrap_or_else(|| format!("{namespace}-{name}")),
+                namespace: namespace.clone(),
+                attempt: 0,
+            };
             let config = PodSandboxConfig {
-                metadata: Some(PodSandboxMetadata {
-                    name: name.clone(),
-                    uid: uid.clone().unwrap_or_else(|| format!("{namespace}-{name}")),
-                    namespace: namespace.clone(),
-                    attempt: 0,
-                }),
+                labels: kubelet_labels(key_values(labels)?, Some(&metadata), None),
+                metadata: Some(metadata),
                 // No hostname: runc refuses one without a private UTS namespace, and a
                 // host-network pod shares the host's.
                 hostname: String::new(),
-                labels: key_values(labels)?,
                 annotations: key_values(annotations)?,
                 linux: Some(LinuxPodSandboxConfig {
                     security_context: Some(LinuxSandboxSecurityContext {
@@ -358,7 +359,11 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
                     .into_iter()
                     .map(|(key, value)| KeyValue { key, value })
                     .collect(),
-                labels: kubelet_labels(&sandbox_config, name, key_values(labels)?),
+                labels: kubelet_labels(
+                    key_values(labels)?,
+                    sandbox_config.metadata.as_ref(),
+                    Some(name),
+                ),
                 annotations: key_values(annotations)?,
                 mounts: mounts
                     .iter()
@@ -647,6 +652,27 @@ async fn sandbox_config_of(
     })
 }
 
+/// The labels the kubelet puts on every pod and container it creates (runtimes read names from
+/// them: CRI-O's NRI container has no name otherwise); the caller's own win.
+fn kubelet_labels(
+    mut labels: HashMap<String, String>,
+    pod: Option<&PodSandboxMetadata>,
+    container: Option<&str>,
+) -> HashMap<String, String> {
+    let mut add = |k: &str, v: &str| {
+        labels.entry(k.to_string()).or_insert_with(|| v.to_string());
+    };
+    if let Some(p) = pod {
+        add("io.kubernetes.pod.name", &p.name);
+        add("io.kubernetes.pod.namespace", &p.namespace);
+        add("io.kubernetes.pod.uid", &p.uid);
+    }
+    if let Some(c) = container {
+        add("io.kubernetes.container.name", c);
+    }
+    labels
+}
+
 fn key_values(pairs: &[String]) -> anyhow::Result<HashMap<String, String>> {
     pairs
         .iter()
@@ -680,24 +706,4 @@ fn pod_state(s: i32) -> String {
     PodSandboxState::try_from(s)
         .map(|s| s.as_str_name().to_string())
         .unwrap_or_else(|_| format!("UNKNOWN({s})"))
-}
-
-/// The labels the kubelet puts on every container (its pod and its name), then `extra`.
-fn kubelet_labels(
-    sandbox: &PodSandboxConfig,
-    name: &str,
-    extra: HashMap<String, String>,
-) -> HashMap<String, String> {
-    let m = sandbox.metadata.clone().unwrap_or_default();
-    let mut labels: HashMap<String, String> = [
-        ("io.kubernetes.pod.name", m.name),
-        ("io.kubernetes.pod.namespace", m.namespace),
-        ("io.kubernetes.pod.uid", m.uid),
-        ("io.kubernetes.container.name", name.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    labels.extend(extra);
-    labels
 }

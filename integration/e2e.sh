@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# End-to-end suite of the image-compat NRI plugin on the real stack: containerd 2.1 and 1.7, the
-# plugin external and pre-launched, real runc, docker-registry and oras. Proves the plugin's
-# promise: nothing incompatible starts (enforce), nothing compatible is held back, and the node
-# keeps working when things fail (registry hung or gone, plugin killed, containerd restarted).
+# End-to-end suite of the image-compat NRI plugin on the real stack: containerd 2.1 and 1.7
+# (Debian), 2.3.4 and main (../shared/runtimes), the plugin external and pre-launched, real runc,
+# docker-registry and oras. Proves the plugin's promise: nothing incompatible starts (enforce),
+# nothing compatible is held back, and the node keeps working when things fail (registry hung or
+# gone, plugin killed, containerd restarted). Where the runtime has NRI's default validator (2.3,
+# main) it runs with it on, as nri-config/ sets it: enforcement then fails closed.
 #
-# Usage: integration/e2e.sh [--versions 2.1,1.7] [--modes external,prelaunched]
+# CRI-O 1.36.3 (crio, ../shared/runtimes) runs the same, and in a third mode, hook: the OCI hook
+# through CRI-O's hooks.d, no NRI plugin (scenario hook; the plugin's scenarios are skipped there).
+#
+# Usage: integration/e2e.sh [--versions 2.1,1.7,2.3,main,crio] [--modes external,prelaunched,hook]
 #                           [--scenarios startup,enforce,...] [--jobs N]      (as root)
+# A version whose runtime is not installed (no ../shared/runtimes) is skipped, and said so.
 # Environment: IMAGE_COMPAT_STACK (component prefix), IC_IMAGE_COMPAT and IC_CRI (prebuilt
 # binaries; built with cargo otherwise), IC_KEEP=1 keeps the work directory, TMPDIR (where it
 # goes), E2E_SLOW_MS (longest accepted CreateContainer when the registry's deadline is involved,
@@ -30,8 +36,8 @@ for f in "$here"/e2e/scenarios/[0-9]*.sh; do
   source "$f"
 done
 
-versions=(2.1 1.7)
-modes=(external prelaunched)
+versions=(2.1 1.7 2.3 main crio)
+modes=(external prelaunched hook)
 scenarios=()
 for f in "$here"/e2e/scenarios/[0-9]*.sh; do
   f=${f##*/[0-9][0-9]-}
@@ -55,6 +61,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "e2e: run as root (containerd and runc need it)" >&2; exit 2; }
 ic_work_dir e2e
 work=$IC_WORK
+E2E_WORK_DIR=$work
 suite_t0=$(now_us)
 
 # run_scenario NAME: one scenario in a subshell; records its result.
@@ -67,6 +74,8 @@ run_scenario() {
   (
     set -e
     registry_ensure_up
+    # The hook mode has its own scenario; the others are the NRI plugin's.
+    if [ "$E2E_MODE" = hook ] && [ "$name" != hook ]; then skip "the NRI plugin's scenario"; fi
     "scenario_${name//-/_}"
   )
   rc=$?
@@ -75,6 +84,9 @@ run_scenario() {
   if [ "$rc" = 0 ]; then
     echo "  ok $name ($ms ms)"
     echo "$E2E_V $E2E_MODE $name PASS $ms" >>"$work/results"
+  elif [ "$rc" = "$E2E_SKIP" ]; then
+    echo "  skipped $name"
+    echo "$E2E_V $E2E_MODE $name SKIP $ms" >>"$work/results"
   else
     echo "  FAILED $name ($ms ms)"
     echo "$E2E_V $E2E_MODE $name FAIL $ms" >>"$work/results"
@@ -95,20 +107,25 @@ registry_ensure_up() {
 combo() {
   local v=$1 mode=$2 port s
   e2e_combo_init "$v" "$mode" "$work/$v-$mode"
-  trap 'ic_plugin_stop "$PD" || true; ic_containerd_stop "$CD" || true; ic_registry_stop "$RD" || true' EXIT
-  echo "== containerd $v, plugin $mode"
+  trap 'ic_plugin_stop "$PD" || true; ic_runtime_stop "$CD" || true; ic_registry_stop "$RD" || true' EXIT
+  echo "== runtime $v, plugin $mode"
   mkdir -p "$RD"
   cp -a "$work/golden/data" "$RD/data"
   port=$(ic_free_port)
   REG=127.0.0.1:$port
   ic_registry_start "$RD" "$port"
-  if [ "$mode" = prelaunched ]; then
+  if [ "$mode" = hook ]; then
+    # In CRI-O's hooks.d before it starts (it reads the directory at start and on changes).
+    hook_install "$(hook_config enforce)"
+  elif [ "$mode" = prelaunched ]; then
     # In place before containerd starts, which launches it.
     ic_plugin_prelaunch "$PD" "$CD" "$(plugin_config enforce allow)" --log-json
     cp "$(plugin_config enforce allow)" "$PD/config-current"
   fi
-  ic_containerd_start "$CD" "$v"
-  [ "$mode" = external ] || plugin_wait_prelaunched
+  # The default validator where the runtime has one: the suite checks fail-closed enforcement.
+  if e2e_validator; then export IC_NRI_VALIDATOR=1; else unset IC_NRI_VALIDATOR; fi
+  ic_runtime_start "$CD" "$v"
+  [ "$mode" != prelaunched ] || plugin_wait_prelaunched
   for s in compat incompat noart invalid multi twoart burst fresh1 fresh2 fresh3 fresh4 zindex asingle \
     ocilacks ociown bothkinds lazy; do
     ic_cri "$CD" pull "$(img "$s")" >/dev/null
@@ -141,8 +158,20 @@ run_combo() {
 }
 
 running=0
+present=()
 for v in "${versions[@]}"; do
+  if ic_runtime_available "$v"; then
+    present+=("$v")
+  else
+    echo "e2e: containerd $v is not installed ($(ic_shared_runtimes) missing): skipped"
+    for mode in "${modes[@]}"; do echo "$v $mode (not-installed) SKIP 0" >>"$work/results"; done
+  fi
+done
+versions=(${present[@]+"${present[@]}"})
+for v in ${versions[@]+"${versions[@]}"}; do
   for mode in "${modes[@]}"; do
+    # The OCI hook is tested under containerd's runc and podman by tests/stack/hook_runtimes.rs.
+    if [ "$mode" = hook ] && [ "$v" != crio ]; then continue; fi
     if [ "$jobs" -le 1 ]; then
       run_combo "$v" "$mode"
     else
@@ -158,14 +187,18 @@ for v in "${versions[@]}"; do
 done
 wait
 if [ "$jobs" -gt 1 ]; then
-  for v in "${versions[@]}"; do
-    for mode in "${modes[@]}"; do cat "$work/$v-$mode.out"; done
+  for v in ${versions[@]+"${versions[@]}"}; do
+    for mode in "${modes[@]}"; do cat "$work/$v-$mode.out" 2>/dev/null || true; done
   done
 fi
 
 echo
 echo "e2e summary ($((($(now_us) - suite_t0) / 1000)) ms in all):"
 awk '{ printf "  %-4s %-12s %-20s %-5s %6d ms\n", $1, $2, $3, $4, $5 }' "$work/results"
+if [ -s "$work/gaps" ]; then
+  echo "fail-open gap, plugin SIGKILL -> restarted plugin in use (external, restart at once):"
+  awk '{ printf "  %-4s %6d ms\n", $1, $3 }' "$work/gaps"
+fi
 failed=$(grep -c ' FAIL ' "$work/results" || true)
 if [ "$failed" != 0 ]; then
   echo "e2e: FAIL ($failed failed)"

@@ -6,7 +6,7 @@
 # Sourced by integration/e2e.sh after integration/lib/stack.sh. A combo's state lives in
 # variables set by e2e_combo_init and in files under its directory, never in the shell's memory
 # alone: every scenario runs in a subshell, so that a failed check ends that scenario only.
-#   E2E_V        containerd version (2.1 | 1.7)     E2E_MODE   external | prelaunched
+#   E2E_V        containerd version (2.1 | 1.7 | 2.3 | main)   E2E_MODE   external | prelaunched
 #   E2E_DIR      the combo's directory              CD, PD, RD containerd, plugin, registry dirs
 #   REG          the combo's registry (host:port)   E2E_NODE   node name the plugin is given
 # Image names come from the setup's images.env: IMG_<kind> is repo:tag, DIG_<kind> the digest,
@@ -20,12 +20,90 @@ E2E_NRI_REFUSAL='failed to create containerd container: failed to get NRI adjust
 # plugin's deadline is 1 s (half of containerd's 2 s request timeout), so "well under 2 s".
 E2E_SLOW_MS=${E2E_SLOW_MS:-1600}
 
+# What the runtime's default validator answers when the image-compat plugin took no part in a
+# creation (the plugin is down); CRI puts the creation's context in front of it. The first
+# creation after a crash may still be sent to the dying connection; containerd then fails it as
+# the validator plugin's failure (also a refusal).
+E2E_REQUIRED_REFUSAL='required plugin "image-compat" not present'
+E2E_CLOSING_REFUSAL='validator plugin 10-image-compat failed: ttrpc: closed'
+
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
 say() { echo "    $*"; }
 fail() {
   echo "    FAIL: $*" >&2
   exit 1
+}
+
+# A scenario's exit status that records it as skipped (it does not apply to this combo).
+E2E_SKIP=77
+skip() {
+  say "skipped: $*"
+  exit "$E2E_SKIP"
+}
+
+# True when this combo's runtime has NRI's default validator (NRI >= 0.12): the suite then runs
+# with it on, requiring image-compat (fail closed).
+e2e_validator() {
+  [ "$E2E_MODE" != hook ] || return 1
+  case $E2E_V in 2.3 | main | crio) return 0 ;; esac
+  return 1
+}
+
+# hook_config MODE: the OCI hook's config for this combo (its own cache directory); prints its
+# path.
+hook_config() {
+  local file=$PD/hook-$1.yaml
+  cat >"$file" <<EOF
+# image-compat e2e: $E2E_V hook
+mode: $1
+nodeName: $E2E_NODE
+registry:
+  plainHttp: ["$REG"]
+cache:
+  dir: $PD/cache
+EOF
+  echo "$file"
+}
+
+# hook_install CONFIG: the hook in CRI-O's hooks.d (as hooks/crio/ ships it, with this build and
+# CONFIG), logging JSON decision lines to the plugin log, where decisions() reads them.
+hook_install() {
+  mkdir -p "$CD/hooks.d"
+  "$IC_PYTHON" - "$IC_IMAGE_COMPAT" "$PD/plugin.log" "$1" >"$CD/hooks.d/50-image-compat.json.tmp" <<'PY'
+import json, sys
+exe, log, config = sys.argv[1:4]
+print(json.dumps({
+    "version": "1.0.0",
+    "hook": {"path": exe, "args": ["image-compat", "--log-file", log, "--log-json", "--log-level",
+                                   "info", "oci-hook", "--config", config], "timeout": 10},
+    "when": {"always": True},
+    "stages": ["createRuntime"],
+}, indent=2))
+PY
+  mv "$CD/hooks.d/50-image-compat.json.tmp" "$CD/hooks.d/50-image-compat.json"
+}
+
+# True when this combo's runtime names each container's image and digest in NRI's
+# Container.image (containerd main).
+e2e_container_image() { [ "$E2E_V" = main ]; }
+
+# expect_required_refusal POD_ID NAME IMAGE: CreateContainer refused by the runtime itself, the
+# image-compat plugin being absent (the default validator).
+expect_required_refusal() {
+  create "$1" "$2" "$3"
+  [ -z "$CREATED_ID" ] || fail "$2 ($3) was created ($CREATED_ID) with the plugin absent; the validator should have refused it"
+  [[ $CREATE_ERR == *"$E2E_REQUIRED_REFUSAL"* || $CREATE_ERR == *"$E2E_CLOSING_REFUSAL"* ]] ||
+    fail "$2: refused, but not by the default validator: $CREATE_ERR"
+  say "refused by the runtime in ${CREATE_MS} ms: $2 ($3): ${CREATE_ERR##*desc = }"
+}
+
+# tolerated_pod NAME: a pod carrying the toleration annotation (created while the plugin is down).
+tolerated_pod() {
+  local out
+  out=$(ic_cri "$CD" run-pod "$1" --namespace e2e --annotation "$IC_TOLERATION=true") ||
+    fail "RunPodSandbox $1 failed"
+  ic_json pod_id <<<"$out"
 }
 
 # of PREFIX KIND: one of the setup's variables (IMG_compat, DIG_compat, ART_compat).
@@ -51,6 +129,8 @@ e2e_combo_init() {
   PD=$E2E_DIR/plugin
   RD=$E2E_DIR/registry
   mkdir -p "$PD"
+  # CRI-O returns the plugin's message as it is.
+  if [ "$E2E_V" = crio ]; then E2E_NRI_REFUSAL=''; fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -68,7 +148,7 @@ nodeName: $E2E_NODE
 registry:
   plainHttp: ["$REG"]
 containerd:
-  socket: $CD/containerd.sock
+  socket: "$([ "$E2E_V" = crio ] || echo "$CD/containerd.sock")"
 ${E2E_EXTRA_CONFIG:-}
 EOF
   echo "$file"
@@ -100,7 +180,7 @@ containerd_restart() {
   local before
   before=$(ic_nri_connections "$CD")
   [ "$E2E_MODE" = prelaunched ] && ic_plugin_new_log "$PD"
-  ic_containerd_restart "$CD"
+  ic_runtime_restart "$CD"
   if [ "$E2E_MODE" = external ]; then
     # Only when one runs: a scenario may restart containerd with the plugin down.
     if ic_plugin_pid "$PD" >/dev/null; then
@@ -120,7 +200,7 @@ plugin_wait_prelaunched() {
     sleep 0.1
   done
   tail -n 20 "$PD/plugin.log" >&2 2>/dev/null || true
-  grep -i 'pre-installed\|image-compat' "$CD/containerd.log" | tail -n 10 >&2 || true
+  grep -i 'pre-installed\|image-compat' "$(ic_runtime_log "$CD")" | tail -n 10 >&2 || true
   fail "the pre-launched plugin was not configured by containerd"
 }
 
@@ -207,7 +287,8 @@ expect_created() {
   create "$id" "$name" "$image"
   [ -n "$CREATED_ID" ] || fail "$name ($image) was refused: $CREATE_ERR"
   ANN=$(ic_cri "$CD" status "$CREATED_ID" | ic_json spec_annotations)
-  LAST_DECISION=$(decisions "$podname" "$name")
+  # The creation's own line (a runtime with validation logs a second, stage "validate").
+  LAST_DECISION=$(decisions "$podname" "$name" | sed -n 1p)
 }
 
 # expect_running POD_ID NAMESPACE/POD NAME IMAGE: created (as above), then started and running.
@@ -265,7 +346,7 @@ expect_fast() {
 # container unchecked; it logs "failed to handle CreateContainer request" when it does.
 expect_no_plugin_timeout() {
   local since=$1 lines
-  lines=$(tail -n +"$((since + 1))" "$CD/containerd.log" | grep -E 'failed to handle CreateContainer|closing plugin' || true)
+  lines=$(tail -n +"$((since + 1))" "$(ic_runtime_log "$CD")" | grep -E 'failed to handle CreateContainer|closing plugin' || true)
   [ -z "$lines" ] || fail "containerd gave up on the plugin: $lines"
 }
 
@@ -274,7 +355,8 @@ log_lines() { wc -l <"$1" 2>/dev/null || echo 0; }
 # Prints the tails of the combo's logs (a failed scenario's evidence).
 dump_logs() {
   local f
-  for f in "$PD/plugin.log" "$CD/containerd.log" "$RD/registry.log"; do
+  # The registry's log is the access log of every pull: long and seldom the evidence.
+  for f in "$PD/plugin.log" "$(ic_runtime_log "$CD")"; do
     [ -f "$f" ] || continue
     echo "    ---- ${f#"$E2E_DIR"/} (last ${E2E_LOG_TAIL:-40} lines) ----"
     # containerd's CRI start-up line is one huge config dump: cut long lines.

@@ -5,9 +5,14 @@
 # `dpkg -x` (installing them would upgrade libc under the machine). Bookworm build tools the
 # project needs come from the machine's own apt sources, unpacked privately too.
 #
+# The newer runtimes (containerd 2.3.4 and main, CRI-O 1.36.3) are not in Debian: they are copied
+# from the checkout's sibling ../shared/runtimes (IC_SHARED_RUNTIMES) when it is there, with
+# bookworm's conmon for CRI-O; without it those versions are skipped, and this says so.
+#
 # Usage: source integration/lib/install.sh; ic_install_stack [PREFIX]
 #        or: bash integration/lib/install.sh [PREFIX]      (prints the prefix)
-# Layout:  PREFIX/<name>/usr/bin/...  with <name> one of the entries of IC_PACKAGES.
+# Layout:  PREFIX/<name>/usr/bin/...  with <name> one of the entries of IC_PACKAGES or
+#          IC_SHARED_RUNTIMES_DIRS.
 set -euo pipefail
 
 # name  package/suite   (the suite pins the version the tests were written against)
@@ -19,6 +24,19 @@ IC_PACKAGES=(
   "oras oras/sid"
   "busybox busybox-static/bookworm"
 )
+
+# name  directory under IC_SHARED_RUNTIMES  (its README says how each was built)
+IC_SHARED_RUNTIMES_DIRS=(
+  "containerd-2.3 containerd-2.3.4"
+  "containerd-main containerd-main"
+  "crio-1.36 cri-o-1.36.3"
+)
+
+ic_shared_runtimes() {
+  local here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  echo "${IC_SHARED_RUNTIMES:-$here/../shared/runtimes}"
+}
 
 ic_default_prefix() {
   local here
@@ -96,12 +114,41 @@ ic_install_buildah() {
   DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends buildah >/dev/null
 }
 
+# ic_install_shared PREFIX NAME DIR: copies the prebuilt runtime DIR of IC_SHARED_RUNTIMES into
+# PREFIX/NAME/usr/bin (idempotent; a changed source is copied again). Says so and returns 0
+# when the directory is absent: those versions are then skipped by the tests.
+ic_install_shared() {
+  local prefix=$1 name=$2 dir src sums
+  src=$(ic_shared_runtimes)/$3
+  if [ ! -d "$src" ]; then
+    if [ -f "$prefix/$name/.installed" ]; then
+      echo "install.sh: $src not found: keeping the $3 installed before in $prefix/$name" >&2
+    else
+      echo "install.sh: $src not found: $3 is not installed; its tests are skipped" >&2
+    fi
+    return 0
+  fi
+  sums=$(cd "$src" && sha256sum -- *)
+  [ "$(cat "$prefix/$name/.installed" 2>/dev/null)" = "$sums" ] && return 0
+  rm -rf "${prefix:?}/${name:?}" && mkdir -p "$prefix/$name/usr/bin"
+  cp -- "$src"/* "$prefix/$name/usr/bin/"
+  chmod 755 "$prefix/$name/usr/bin"/*
+  echo "$sums" >"$prefix/$name/.installed"
+  # CRI-O runs containers under conmon, which Debian has (bookworm's runs here).
+  [[ $name != crio-* ]] || ic_install_one "$prefix" conmon conmon/bookworm
+}
+
 ic_install_stack() {
   local prefix=${1:-$(ic_default_prefix)} entry
   mkdir -p "$prefix"
   for entry in "${IC_PACKAGES[@]}"; do
     # shellcheck disable=SC2086
     ic_install_one "$prefix" $entry
+  done
+  echo "install.sh: containerd 2.1 and 1.7 from Debian (sid, trixie); the newer runtimes from $(ic_shared_runtimes)" >&2
+  for entry in "${IC_SHARED_RUNTIMES_DIRS[@]}"; do
+    # shellcheck disable=SC2086
+    ic_install_shared "$prefix" $entry
   done
   echo "$prefix"
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-stack harness: private docker-registry, containerd (2.1 or 1.7) with CRI + NRI, test images.
+# Real-stack harness: private docker-registry, containerd (2.1, 1.7, 2.3, main) or CRI-O (crio) with
+# CRI + NRI, test images.
 #
 # Source it (works under `set -euo pipefail`); every function is prefixed `ic_`:
 #   ic_free_port                              print a free TCP port on 127.0.0.1
@@ -10,7 +11,8 @@
 #                                             SIGSTOP / SIGCONT: the port still accepts connections,
 #                                             nothing answers (a hung registry)
 #   ic_registry_requests DIR REGEX            access-log lines whose request ("GET /v2/...") matches
-#   ic_containerd_start DIR VERSION           VERSION 2.1 or 1.7; everything under DIR
+#   ic_containerd_start DIR VERSION           VERSION 2.1, 1.7 (Debian), 2.3, main (../shared/runtimes);
+#                                             everything under DIR
 #   ic_containerd_stop DIR                    daemon, then this instance's shims, containers, mounts
 #   ic_containerd_restart DIR                 the daemon only: containers keep running
 #   ic_containerd_plain_http DIR HOST:PORT    let this containerd pull from a plain-HTTP registry
@@ -37,13 +39,22 @@
 #   ic_nri_wait_connections CONTAINERD_DIR N [SECONDS]
 #   ic_teardown                               stop all this shell started (trap-friendly)
 #   ic_work_dir NAME                          a work directory in IC_WORK, torn down at exit
+#   ic_runtime_available VERSION              true when VERSION's runtime is installed
+#   ic_runtime_start DIR VERSION / ic_runtime_stop DIR / ic_runtime_restart DIR
+#                                             containerd (any VERSION above) or CRI-O (crio: crio.sh)
+#   ic_runtime_log DIR / ic_runtime_pid DIR / ic_cri_socket DIR
+#                                             that runtime's log file, daemon pid, CRI socket
 # Tunables (environment): IMAGE_COMPAT_STACK (install prefix), IC_NRI_REQUEST_TIMEOUT and
 # IC_NRI_REGISTRATION_TIMEOUT (e.g. 2s, 5s; containerd's defaults when unset),
-# IC_CONTAINERD_LOG_LEVEL (default info), IC_PAUSE_IMAGE, IC_WAIT_SECONDS (start-up waits).
+# IC_CONTAINERD_LOG_LEVEL (default info), IC_PAUSE_IMAGE, IC_WAIT_SECONDS (start-up waits),
+# IC_NRI_VALIDATOR=1 (the runtime's default validator on: fail closed when the image-compat
+# plugin is absent; 2.3, main and CRI-O only), IC_TOLERATION (its toleration annotation key).
 
 IC_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=integration/lib/install.sh
 source "$IC_LIB_DIR/install.sh"
+# shellcheck source=integration/lib/crio.sh
+source "$IC_LIB_DIR/crio.sh"
 
 IC_PAUSE_IMAGE=${IC_PAUSE_IMAGE:-localhost/image-compat/pause:1}
 IC_CONTAINERD_LOG_LEVEL=${IC_CONTAINERD_LOG_LEVEL:-info}
@@ -67,7 +78,9 @@ ic_stack_init() {
 ic_bin() {
   ic_stack_init
   case $1 in
-    containerd-2.1 | containerd-1.7) echo "$IC_STACK_PREFIX/$1/usr/bin" ;;
+    containerd-2.1 | containerd-1.7 | containerd-2.3 | containerd-main) echo "$IC_STACK_PREFIX/$1/usr/bin" ;;
+    crio) echo "$IC_STACK_PREFIX/crio-1.36/usr/bin" ;;
+    conmon) echo "$IC_STACK_PREFIX/conmon/usr/bin/conmon" ;;
     runc) echo "$IC_STACK_PREFIX/runc/usr/sbin/runc" ;;
     registry) echo "$IC_STACK_PREFIX/registry/usr/bin/docker-registry" ;;
     oras) echo "$IC_STACK_PREFIX/oras/usr/bin/oras" ;;
@@ -75,6 +88,50 @@ ic_bin() {
     *) ic_log "ic_bin: unknown component $1"; return 1 ;;
   esac
 }
+
+# ic_runtime_available VERSION: its runtime is installed (the newer ones only when install.sh
+# found ../shared/runtimes).
+ic_runtime_available() {
+  local name
+  case $1 in
+    crio) name=crio-1.36 ;;
+    2.1 | 1.7 | 2.3 | main) name=containerd-$1 ;;
+    *) return 1 ;;
+  esac
+  ic_stack_init
+  [ -f "$IC_STACK_PREFIX/$name/.installed" ]
+}
+
+# Either runtime, told apart by DIR/version (crio, or the containerd version).
+ic_is_crio() { [ "$(cat "$1/version" 2>/dev/null)" = crio ]; }
+
+ic_runtime_start() {
+  if [ "$2" = crio ]; then ic_crio_start "$1"; else ic_containerd_start "$1" "$2"; fi
+}
+
+ic_runtime_stop() {
+  if ic_is_crio "$1"; then ic_crio_stop "$1"; else ic_containerd_stop "$1"; fi
+}
+
+ic_runtime_restart() {
+  if ic_is_crio "$1"; then ic_crio_restart "$1"; else ic_containerd_restart "$1"; fi
+}
+
+ic_runtime_log() {
+  if ic_is_crio "$1"; then echo "$1/crio.log"; else echo "$1/containerd.log"; fi
+}
+
+ic_runtime_pid() {
+  if ic_is_crio "$1"; then cat "$1/crio.pid"; else cat "$1/containerd.pid"; fi
+}
+
+ic_cri_socket() {
+  if ic_is_crio "$1"; then echo "$1/crio.sock"; else echo "$1/containerd.sock"; fi
+}
+
+# The runtime's toleration annotation: a pod (or container) carrying it with value "true" is
+# created even while the image-compat plugin is absent (nri-config/, deploy/).
+IC_TOLERATION=${IC_TOLERATION:-tolerate-missing-plugins.image-compat.io}
 
 ic_abspath() { mkdir -p "$1" && (cd "$1" && pwd -P); }
 
@@ -292,6 +349,7 @@ temp = '$d/tmp'
   plugin_path = '$d/nri/plugins'
   plugin_config_path = '$d/nri/conf.d'
 $(ic_nri_timeouts "'")
+$(ic_nri_validator_v3)
 [[plugins.'io.containerd.transfer.v1.local'.unpack_config]]
   platform = 'linux/amd64'
   snapshotter = 'overlayfs'
@@ -350,12 +408,27 @@ ic_nri_timeouts() {
   fi
 }
 
+# containerd's built-in default validator (NRI >= 0.12): with IC_NRI_VALIDATOR=1, a container no
+# image-compat plugin took part in is refused unless its pod tolerates the plugin's absence.
+ic_nri_validator_v3() {
+  [ "${IC_NRI_VALIDATOR:-}" = 1 ] || return 0
+  cat <<EOF
+[plugins.'io.containerd.nri.v1.nri'.default_validator]
+  enable = true
+  required_plugins = ['image-compat']
+  tolerate_missing_plugins_annotation = '$IC_TOLERATION'
+EOF
+}
+
 ic_containerd_start() {
   local dir version=$2 host
   dir=$(ic_abspath "$1")
   case $version in
     2.1 | 1.7) ;;
-    *) ic_log "ic_containerd_start: VERSION must be 2.1 or 1.7, not $version"; return 1 ;;
+    2.3 | main)
+      ic_runtime_available "$version" ||
+        { ic_log "containerd $version is not installed ($(ic_shared_runtimes) missing)"; return 1; } ;;
+    *) ic_log "ic_containerd_start: VERSION must be 2.1, 1.7, 2.3 or main, not $version"; return 1 ;;
   esac
   # Unix socket paths are limited to 108 bytes; the shims' own live under /run/containerd/s.
   if [ $((${#dir} + 20)) -gt 107 ]; then
@@ -374,10 +447,10 @@ ic_containerd_start() {
   fi
   mkdir -p "$dir"/{root,state,tmp,runc,opt,cdi,certs.d,cni/bin,cni/net.d,nri/plugins,nri/conf.d}
   echo "$version" >"$dir/version"
-  if [ "$version" = 2.1 ]; then
-    ic_containerd_config_v3 "$dir" >"$dir/config.toml"
-  else
+  if [ "$version" = 1.7 ]; then
     ic_containerd_config_v2 "$dir" >"$dir/config.toml"
+  else
+    ic_containerd_config_v3 "$dir" >"$dir/config.toml"
   fi
   for host in ${IC_REGISTRIES[@]+"${IC_REGISTRIES[@]}"}; do
     ic_containerd_plain_http "$dir" "$host"
@@ -392,7 +465,7 @@ ic_containerd_start() {
 
 # Starts the daemon on an existing configuration and waits for its gRPC and NRI sockets.
 ic_containerd_launch() {
-  local dir=$1 bin pid i
+  local dir=$1 bin pid
   bin=$(ic_bin "containerd-$(ic_containerd_version "$dir")")
   rm -f "$dir/containerd.sock" "$dir/containerd.sock.ttrpc" "$dir/nri.sock"
   # PATH: containerd finds its shim there, and must find this version's. TMPDIR: 1.7 makes
@@ -402,38 +475,51 @@ ic_containerd_launch() {
   pid=$!
   disown "$pid"
   echo "$pid" >"$dir/containerd.pid"
+  ic_daemon_ready containerd "$pid" "$dir/containerd.log" ic_containerd_ready "$dir"
+}
+
+ic_containerd_ready() {
+  [ -S "$1/containerd.sock" ] && [ -S "$1/nri.sock" ] && ic_ctr "$1" version >/dev/null 2>&1
+}
+
+# ic_daemon_ready NAME PID LOG READY DIR: waits until `READY DIR` succeeds; fails (with the log's
+# tail) when the daemon exits first or IC_WAIT_SECONDS pass.
+ic_daemon_ready() {
+  local name=$1 pid=$2 log=$3 ready=$4 dir=$5 i
   for ((i = 0; i < IC_WAIT_SECONDS * 10; i++)); do
     if ic_gone "$pid"; then
-      tail -n 40 "$dir/containerd.log" >&2
-      ic_log "containerd exited at start-up (log: $dir/containerd.log)"
+      tail -n 40 "$log" >&2
+      ic_log "$name exited at start-up (log: $log)"
       return 1
     fi
-    if [ -S "$dir/containerd.sock" ] && [ -S "$dir/nri.sock" ] &&
-      ic_ctr "$dir" version >/dev/null 2>&1; then
-      return 0
-    fi
+    "$ready" "$dir" && return 0
     sleep 0.1
   done
-  tail -n 40 "$dir/containerd.log" >&2
-  ic_log "containerd in $dir not ready within ${IC_WAIT_SECONDS}s"
+  tail -n 40 "$log" >&2
+  ic_log "$name in $dir not ready within ${IC_WAIT_SECONDS}s"
   return 1
 }
 
-ic_containerd_restart() {
-  local dir pid
-  dir=$(ic_abspath "$1")
-  if pid=$(ic_pid_of "$dir/containerd.pid" "$dir/config.toml"); then
-    ic_kill_wait "$pid" 15 || { ic_log "containerd pid $pid will not die"; return 1; }
+# ic_daemon_kill NAME PIDFILE MARK: stops the daemon PIDFILE names, if it still runs (MARK: see
+# ic_pid_of).
+ic_daemon_kill() {
+  local pid
+  if pid=$(ic_pid_of "$2" "$3"); then
+    ic_kill_wait "$pid" 15 || { ic_log "$1 pid $pid will not die"; return 1; }
   fi
+}
+
+ic_containerd_restart() {
+  local dir
+  dir=$(ic_abspath "$1")
+  ic_daemon_kill containerd "$dir/containerd.pid" "$dir/config.toml" || return 1
   ic_containerd_launch "$dir"
 }
 
 ic_containerd_stop() {
-  local dir pid
+  local dir
   dir=$(ic_abspath "$1")
-  if pid=$(ic_pid_of "$dir/containerd.pid" "$dir/config.toml"); then
-    ic_kill_wait "$pid" 15 || { ic_log "containerd pid $pid will not die"; return 1; }
-  fi
+  ic_daemon_kill containerd "$dir/containerd.pid" "$dir/config.toml" || return 1
   rm -f "$dir/containerd.pid"
   ic_containerd_sweep "$dir"
   ic_forget "containerd $dir"
@@ -477,10 +563,34 @@ ic_mounts_under() {
     }' /proc/self/mountinfo | tac
 }
 
+# ic_kill_all WHAT LISTER DIR: SIGKILL to every pid `LISTER DIR` prints; waits until none is left.
+ic_kill_all() {
+  local what=$1 lister=$2 dir=$3 pid i left=
+  for pid in $("$lister" "$dir"); do kill -KILL "$pid" 2>/dev/null || true; done
+  for ((i = 0; i < 50; i++)); do
+    left=$("$lister" "$dir")
+    [ -z "$left" ] && return 0
+    sleep 0.1
+  done
+  ic_log "$what of $dir still alive: $left"
+  return 1
+}
+
+# Unmounts everything mounted at or under DIR (lazily when busy); fails if anything stays.
+ic_unmount_under() {
+  local dir=$1 m left
+  while read -r m; do
+    [ -n "$m" ] || continue
+    umount "$m" 2>/dev/null || umount -l "$m" || ic_log "cannot unmount $m"
+  done < <(ic_mounts_under "$dir")
+  left=$(ic_mounts_under "$dir")
+  [ -z "$left" ] || { ic_log "still mounted under $dir: $left"; return 1; }
+}
+
 # Kills what the instance at DIR left running and unmounts what it mounted. Runs after the
 # daemon is gone (stopped or crashed); everything it touches is found through DIR.
 ic_containerd_sweep() {
-  local dir=$1 runc nsroot id pid addr m i left=
+  local dir=$1 runc nsroot id addr
   runc=$(ic_bin runc)
   # Containers first, while their shims still reap them. runc's state root is this instance's
   # own (runtime option Root), so `list` sees nothing of other containerds.
@@ -491,30 +601,14 @@ ic_containerd_sweep() {
         ic_log "runc delete $id failed"
     done
   done
-  for pid in $(ic_containerd_shims "$dir"); do
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  for ((i = 0; i < 50; i++)); do
-    left=$(ic_containerd_shims "$dir")
-    [ -z "$left" ] && break
-    sleep 0.1
-  done
-  [ -z "$left" ] || { ic_log "shims of $dir still alive: $left"; return 1; }
+  ic_kill_all shims ic_containerd_shims "$dir" || return 1
   # Shim sockets live outside DIR, under /run/containerd/s; each bundle records its own (2.1 in
   # bootstrap.json, 1.7 in address).
   for addr in $(cat "$dir"/state/io.containerd.runtime.v2.task/*/*/{address,bootstrap.json} \
     2>/dev/null | grep -oE 'unix:///run/containerd/s/[0-9a-f]+' || true); do
     rm -f "${addr#unix://}"
   done
-  while read -r m; do
-    [ -n "$m" ] || continue
-    umount "$m" 2>/dev/null || umount -l "$m" || ic_log "cannot unmount $m"
-  done < <(ic_mounts_under "$dir")
-  left=$(ic_mounts_under "$dir")
-  if [ -n "$left" ]; then
-    ic_log "still mounted under $dir: $left"
-    return 1
-  fi
+  ic_unmount_under "$dir" || return 1
   # The state directory is runtime state (/run on a node): clearing it is what a reboot does,
   # and keeps a later start on DIR from finding stale bundles. Images in root/ stay.
   rm -rf --one-file-system "$dir/state" "$dir/runc" "$dir/tmp"
@@ -583,7 +677,7 @@ ic_cri_build() {
 ic_cri() {
   local dir=$1
   shift
-  "$IC_CRI" --socket "$dir/containerd.sock" "$@"
+  "$IC_CRI" --socket "$(ic_cri_socket "$dir")" "$@"
 }
 
 # ic_json KEY < JSON: one top-level field of a JSON object; strings bare, the rest as JSON.
@@ -631,7 +725,7 @@ ic_image_compat_build() {
 # once the plugin is in its list, which is after Configure and Synchronize).
 ic_nri_connections() {
   local n
-  n=$(grep -cE 'msg="plugin \\"[^\\"]+\\" connected' "$1/containerd.log" 2>/dev/null) || true
+  n=$(grep -cE 'msg="plugin \\"[^\\"]+\\" connected' "$(ic_runtime_log "$1")" 2>/dev/null) || true
   echo "${n:-0}"
 }
 
@@ -677,7 +771,12 @@ ic_plugin_prelaunch() {
     echo '#!/bin/bash'
     echo "# image-compat, pre-launched by the containerd in $cdir (written by integration/lib/stack.sh)."
     printf 'echo $$ >%q\n' "$dir/plugin.pid"
-    printf 'IMAGE_COMPAT_LOG=%q exec' "${IMAGE_COMPAT_LOG:-info}"
+    printf 'IMAGE_COMPAT_LOG=%q' "${IMAGE_COMPAT_LOG:-info}"
+    # A test fault (src/nri/guard.rs), passed on when set.
+    if [ -n "${IMAGE_COMPAT_FAULT_VALIDATE_DELAY:-}" ]; then
+      printf ' IMAGE_COMPAT_FAULT_VALIDATE_DELAY=%q' "$IMAGE_COMPAT_FAULT_VALIDATE_DELAY"
+    fi
+    printf ' exec'
     printf ' %q' "$IC_IMAGE_COMPAT" nri-plugin "$@"
     printf ' >>%q 2>&1\n' "$dir/plugin.log"
   } >"$cdir/nri/plugins/$name.tmp"
@@ -703,14 +802,17 @@ ic_plugin_kill() {
 # ic_plugin_start DIR CONTAINERD_DIR ARGS...: the plugin in external mode on that containerd's
 # NRI socket, logging to DIR/plugin.log; returns once containerd calls it for new containers.
 ic_plugin_start() {
-  local dir cdir=$2 pid before
+  local dir cdir=$2 pid before store
   dir=$(ic_abspath "$1")
   shift 2
   ic_image_compat_build
   before=$(ic_nri_connections "$cdir")
   ic_plugin_new_log "$dir"
+  # CRI-O has no image store to ask: its config (containerd.socket "") turns the resolver off.
+  store=(--containerd-socket "$cdir/containerd.sock")
+  if ic_is_crio "$cdir"; then store=(); fi
   IMAGE_COMPAT_LOG=${IMAGE_COMPAT_LOG:-info} "$IC_IMAGE_COMPAT" nri-plugin \
-    --socket "$cdir/nri.sock" --containerd-socket "$cdir/containerd.sock" "$@" \
+    --socket "$cdir/nri.sock" ${store[@]+"${store[@]}"} "$@" \
     >"$dir/plugin.log" 2>&1 &
   pid=$!
   # Out of the job table, as the registry: no "Killed" notice when a test kills it on purpose.
@@ -851,6 +953,7 @@ ic_teardown() {
       "registry "*) ic_registry_stop "${entry#registry }" || rc=1 ;;
       "plugin "*) ic_plugin_stop "${entry#plugin }" || rc=1 ;;
       "containerd "*) ic_containerd_stop "${entry#containerd }" || rc=1 ;;
+      "crio "*) ic_crio_stop "${entry#crio }" || rc=1 ;;
     esac
   done
   return "$rc"

@@ -58,6 +58,12 @@ impl ImageIdentity {
         }
     }
 
+    /// The runtime itself named the image's digest (NRI's `Container.image`), so no image store
+    /// needs asking for it.
+    pub fn digest_from_runtime(&self) -> bool {
+        self.source == SOURCE_NRI_IMAGE && !self.digests.is_empty()
+    }
+
     /// The name as a registry reference (docker's defaults applied).
     pub fn reference(&self) -> Result<Reference, ResolveError> {
         Reference::parse(&self.name).map_err(|e| ResolveError::Failed {

@@ -18,7 +18,10 @@ use crate::check::{Checker, ClientError, ImageIdentity, MemoryStore, NodeFeature
 use crate::config::{Config, ConfigError, FeatureSettings, FeaturesError, Overrides};
 use crate::features::Features;
 use crate::metrics::{self, Health, Metrics, MetricsError};
-use crate::nri::{Configurator, Guard, NriError, Observer, Plugin, PluginOptions, Transport};
+use crate::nri::{
+    Configurator, Guard, NriError, Observer, Plugin, PluginOptions, Transport,
+    ENV_FAULT_VALIDATE_DELAY,
+};
 use crate::policy::{Exemptions, Gate};
 use crate::registry::Platform;
 use crate::runtime::{ContainerdResolver, ImageEventKind, Runtime, RuntimeError};
@@ -171,7 +174,10 @@ impl Daemon {
     /// The NRI handler over this daemon, counting decisions in its metrics.
     pub fn guard(&self) -> Arc<Guard> {
         let observer: Arc<dyn Observer> = Arc::new(self.inner.metrics.clone());
-        Arc::new(Guard::new(self.inner.clone(), Some(observer)))
+        let delay = std::env::var(ENV_FAULT_VALIDATE_DELAY)
+            .ok()
+            .and_then(|v| humantime::parse_duration(&v).ok());
+        Arc::new(Guard::new(self.inner.clone(), Some(observer)).with_validate_delay(delay))
     }
 
     /// Loads the node's features again with the settings in force; returns whether they

@@ -10,9 +10,11 @@ use async_trait::async_trait;
 use tracing::{debug, info, warn};
 
 use super::handler::{Handler, HandlerError, Rejection};
+use super::recent::Recent;
 use super::running::{Recheck, Running};
 use super::types::{Adjustment, ConfigureInfo, Container, Event, EventSet, PodSandbox, Validation};
 use crate::check::{image_of, Compat};
+use crate::hook::image::{CONTAINER_NAME, CRI_CONTAINER_NAME};
 use crate::policy::{Decided, Gate, Subject};
 
 /// Builds the [`Gate`] for a configuration: the config a runtime passes a pre-launched plugin
@@ -50,11 +52,19 @@ impl Stage {
     }
 }
 
+/// Test fault: ValidateContainerAdjustment answers only after this long (e.g. `5s`, past the
+/// runtime's request timeout), to prove the runtime then fails the creation. Unset in
+/// production; the plugin warns at start when it is set.
+pub const ENV_FAULT_VALIDATE_DELAY: &str = "IMAGE_COMPAT_FAULT_VALIDATE_DELAY";
+
 pub struct Guard {
     configurator: Arc<dyn Configurator>,
     observer: Option<Arc<dyn Observer>>,
     gate: RwLock<Option<Arc<Gate>>>,
     running: Running,
+    validate_delay: Option<Duration>,
+    /// Creation decisions, for the validation that follows each.
+    recent: Recent,
 }
 
 impl Guard {
@@ -64,7 +74,22 @@ impl Guard {
             observer,
             gate: RwLock::new(None),
             running: Running::default(),
+            validate_delay: None,
+            // A validation follows its creation within the runtime's request timeout.
+            recent: Recent::new(4096, Duration::from_secs(60)),
         }
+    }
+
+    /// Delays every validation answer by `delay` (the [`ENV_FAULT_VALIDATE_DELAY`] fault).
+    pub fn with_validate_delay(mut self, delay: Option<Duration>) -> Guard {
+        if let Some(d) = delay {
+            warn!(
+                delay_ms = d.as_millis() as u64,
+                "fault injection: validation answers are delayed ({ENV_FAULT_VALIDATE_DELAY})"
+            );
+        }
+        self.validate_delay = delay;
+        self
     }
 
     /// The containers this plugin knows to run.
@@ -163,14 +188,24 @@ fn subject(pod: &PodSandbox, ctr: &Container) -> Subject {
         } else {
             format!("{}/{}", pod.namespace, pod.name)
         },
-        container: if ctr.name.is_empty() {
-            ctr.id.clone()
-        } else {
-            ctr.name.clone()
-        },
+        container: container_name(ctr),
         image: image_of(image, &ctr.annotations)
             .ok_or_else(|| "the runtime names no image for this container".to_string()),
     }
+}
+
+/// The container's name in its pod. CRI-O (1.36) sends NRI no name; the kubelet's label (or an
+/// annotation) then has it. The ID when nothing names it.
+fn container_name(ctr: &Container) -> String {
+    if !ctr.name.is_empty() {
+        return ctr.name.clone();
+    }
+    [CONTAINER_NAME, CRI_CONTAINER_NAME]
+        .iter()
+        .find_map(|k| ctr.labels.get(*k).or_else(|| ctr.annotations.get(*k)))
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&ctr.id)
+        .clone()
 }
 
 fn rejection(d: &Decided) -> Option<Rejection> {
@@ -196,14 +231,33 @@ impl Handler for Guard {
         .collect()
     }
 
-    /// The same decision again (from the cache by now), at the point where a timeout fails the
-    /// creation instead of letting it through. Audit mode never refuses, so it answers at once.
+    /// The creation's own decision, at the point where a timeout fails the creation instead of
+    /// letting it through: taken from [`Recent`] (no second wait on the registry), or made now
+    /// when this process did not make it (it started between the two calls). Audit mode never
+    /// refuses, so it answers at once.
     async fn validate(&self, v: &Validation) -> Result<(), Rejection> {
         if !self.gate().is_some_and(|g| g.enforcing()) {
             return Ok(());
         }
-        let d = self.handle(&v.pod, &v.container, Stage::Validate).await;
-        rejection(&d).map_or(Ok(()), Err)
+        let outcome = match self.recent.take(&v.container.id) {
+            Some(outcome) => {
+                let s = subject(&v.pod, &v.container);
+                info!(
+                    edge = "nri",
+                    stage = Stage::Validate.as_str(),
+                    pod = s.pod.as_str(),
+                    container = s.container.as_str(),
+                    action = if outcome.is_some() { "deny" } else { "allow" },
+                    "validated with the creation's decision"
+                );
+                outcome
+            }
+            None => rejection(&self.handle(&v.pod, &v.container, Stage::Validate).await),
+        };
+        if let Some(delay) = self.validate_delay {
+            tokio::time::sleep(delay).await;
+        }
+        outcome.map_or(Ok(()), Err)
     }
 
     async fn configure(&self, cfg: ConfigureInfo) -> Result<(), HandlerError> {
@@ -249,7 +303,9 @@ impl Handler for Guard {
         ctr: &Container,
     ) -> Result<Adjustment, Rejection> {
         let d = self.handle(pod, ctr, Stage::Create).await;
-        if let Some(r) = rejection(&d) {
+        let refused = rejection(&d);
+        self.recent.put(&ctr.id, refused.clone());
+        if let Some(r) = refused {
             return Err(r);
         }
         self.running.add(pod, ctr);
@@ -258,5 +314,47 @@ impl Handler for Guard {
             adj = adj.annotate(k, v);
         }
         Ok(adj)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctr(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Container {
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        Container {
+            id: "0123abcd".into(),
+            name: name.into(),
+            labels: map(labels),
+            annotations: map(annotations),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_container_is_named_by_the_runtime_then_the_kubelet_then_its_id() {
+        assert_eq!(
+            container_name(&ctr("app", &[(CONTAINER_NAME, "x")], &[])),
+            "app"
+        );
+        // CRI-O 1.36: no NRI name, the kubelet's label.
+        assert_eq!(
+            container_name(&ctr("", &[(CONTAINER_NAME, "app")], &[])),
+            "app"
+        );
+        assert_eq!(
+            container_name(&ctr("", &[], &[(CRI_CONTAINER_NAME, "app")])),
+            "app"
+        );
+        assert_eq!(
+            container_name(&ctr("", &[(CONTAINER_NAME, "")], &[])),
+            "0123abcd"
+        );
+        assert_eq!(container_name(&ctr("", &[], &[])), "0123abcd");
     }
 }

@@ -17,12 +17,13 @@ mod guard;
 mod handler;
 pub mod mux;
 mod plugin;
+mod recent;
 mod running;
 mod service;
 mod status;
 mod types;
 
-pub use guard::{Configurator, Guard, Observer, Stage};
+pub use guard::{Configurator, Guard, Observer, Stage, ENV_FAULT_VALIDATE_DELAY};
 pub use handler::{Handler, HandlerError, Rejection};
 pub use plugin::{
     run, Plugin, PluginOptions, Transport, DEFAULT_SOCKET_PATH, ENV_PLUGIN_IDX, ENV_PLUGIN_NAME,
@@ -32,7 +33,7 @@ pub use running::{Recheck, Running};
 pub use status::{Phase, RuntimeInfo, Status, StatusHandle};
 pub use types::{
     Adjustment, ConfigureInfo, Container, ContainerState, Event, EventSet, Eviction, ImageRef,
-    Mount, PluginRef, PodSandbox, User, Validation,
+    Mount, PluginRef, PodSandbox, User, Validation, NRI_API_VERSION, TOLERATION_ANNOTATION,
 };
 
 /// Errors of the NRI plugin lifecycle.

@@ -19,6 +19,7 @@ use super::handler::Handler;
 use super::mux::{Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN};
 use super::service::PluginService;
 use super::status::{Phase, StatusCell, StatusHandle};
+use super::types::NRI_API_VERSION;
 use super::NriError;
 
 /// Where external plugins find the runtime by default.
@@ -340,14 +341,14 @@ impl Plugin {
         let register = api::RegisterPluginRequest {
             plugin_name: self.opts.name.clone(),
             plugin_idx: self.opts.idx.clone(),
-            // We do not build on a Go NRI module version; the runtime only logs this.
-            nri_version: String::new(),
+            // The runtime only logs it ("registered ... with NRI version").
+            nri_version: NRI_API_VERSION.to_string(),
         };
         let ctx = ttrpc::context::with_duration(self.opts.registration_timeout);
         let end = tokio::select! {
             registered = runtime.register_plugin(ctx, &register) => match registered {
                 Ok(_) => {
-                    info!(name = %self.opts.name, idx = %self.opts.idx, "registered with the runtime");
+                    info!(name = %self.opts.name, idx = %self.opts.idx, nri_version = NRI_API_VERSION, "registered with the runtime");
                     self.status.update(|s| {
                         if s.phase == Phase::Connected {
                             s.phase = Phase::Registered;

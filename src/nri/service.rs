@@ -10,7 +10,7 @@ use ttrpc::r#async::TtrpcContext;
 use super::api;
 use super::handler::Handler;
 use super::status::{Phase, RuntimeInfo, StatusCell};
-use super::types::{ConfigureInfo, Container, Event, PodSandbox, Validation};
+use super::types::{ConfigureInfo, Container, Event, PodSandbox, Validation, NRI_API_VERSION};
 
 /// Pods and containers of a Synchronize split over several messages (`more`), until the last.
 #[derive(Default)]
@@ -102,6 +102,7 @@ impl api::Plugin for PluginService {
         );
         let wanted = self.handler.events();
         let supported = cfg.supported_events();
+        let protocol = cfg.protocol();
         let runtime = RuntimeInfo {
             name: cfg.runtime_name.clone(),
             version: cfg.runtime_version.clone(),
@@ -127,7 +128,12 @@ impl api::Plugin for PluginService {
             self.status.update(|s| s.last_error = Some(msg.clone()));
             return Err(rpc_error(ttrpc::Code::FAILED_PRECONDITION, msg));
         }
-        info!(events = %events.names(), "subscribing");
+        info!(
+            events = %events.names(),
+            nri_protocol = %protocol,
+            plugin_nri_version = NRI_API_VERSION,
+            "subscribing"
+        );
         self.configured.store(true, Ordering::SeqCst);
         self.status.update(|s| {
             s.phase = Phase::Configured;

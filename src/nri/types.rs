@@ -204,6 +204,38 @@ impl ConfigureInfo {
     }
 }
 
+/// The annotation the runtime's default validator (NRI >= 0.12) reads to let a pod or container
+/// be created while the image-compat plugin is absent (`tolerate_missing_plugins_annotation`,
+/// value `true`): the plugin's own DaemonSet pod carries it (nri-config/, deploy/).
+pub const TOLERATION_ANNOTATION: &str = "tolerate-missing-plugins.image-compat.io";
+
+/// The NRI API this plugin speaks: proto/nri/api.proto follows upstream's v0.12.2 wire format
+/// (what it leaves out, protobuf skips). Sent in RegisterPlugin, which runtimes log ("registered
+/// ... with NRI version").
+pub const NRI_API_VERSION: &str = "v0.12.2";
+
+impl ConfigureInfo {
+    /// The NRI protocol the plugin and this runtime talk: the older of the runtime's version
+    /// and [`NRI_API_VERSION`]. Runtimes before NRI 0.12 do not send theirs; it is then told
+    /// from the runtime's version, as [`ConfigureInfo::supported_events`] does, and marked
+    /// `inferred`.
+    pub fn protocol(&self) -> String {
+        let ours = parse_version(NRI_API_VERSION).expect("NRI_API_VERSION is a version");
+        if let Some(v) = self.nri_version.as_deref().and_then(parse_version) {
+            let (major, minor, patch) = v.min(ours);
+            return format!("v{major}.{minor}.{patch}");
+        }
+        if self
+            .supported_events()
+            .contains(Event::ValidateContainerAdjustment)
+        {
+            "v0.10 or v0.11 (inferred from the runtime's version)".to_string()
+        } else {
+            "v0.9 or older (inferred from the runtime's version)".to_string()
+        }
+    }
+}
+
 /// Parses "v1.2.3", "1.2.3-rc.1", "2.1.9~ds1" and the like into (major, minor, patch).
 pub(crate) fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let text = text.trim().trim_start_matches('v');
@@ -555,6 +587,21 @@ mod tests {
         assert!(info("containerd", "v2.2.1", Some("unknown"))
             .supported_events()
             .contains(v));
+    }
+
+    #[test]
+    fn the_protocol_is_the_older_of_both_sides() {
+        assert_eq!(
+            info("containerd", "v2.3.4", Some("v0.12.0")).protocol(),
+            "v0.12.0"
+        );
+        assert_eq!(info("x", "", Some("v0.13.1")).protocol(), "v0.12.2");
+        assert!(info("containerd", "v2.2.0", None)
+            .protocol()
+            .starts_with("v0.10 or v0.11 (inferred"));
+        assert!(info("containerd", "2.1.9~ds1", None)
+            .protocol()
+            .starts_with("v0.9 or older (inferred"));
     }
 
     #[test]

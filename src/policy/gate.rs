@@ -31,6 +31,9 @@ pub struct Decided {
     pub image: String,
     /// Where that name came from (annotation key, NRI's `Container.image`, ...).
     pub image_source: &'static str,
+    /// Who named the digests looked up: [`DIGEST_FROM_RUNTIME`] and the others (empty when no
+    /// lookup was made).
+    pub digest_source: &'static str,
     /// Why the container was not checked, when it is exempt.
     pub exempt: Option<String>,
     /// The check's verdict (None when exempt).
@@ -59,6 +62,7 @@ impl Decided {
             container: subject.container,
             image,
             image_source,
+            digest_source: "",
             exempt: None,
             verdict: None,
             decision: Decision::default(),
@@ -116,6 +120,7 @@ impl Decided {
                     container = self.container.as_str(),
                     image = self.image.as_str(),
                     image_source = self.image_source,
+                    digest_source = self.digest_source,
                     digest = verdict.digest.as_deref().unwrap_or(""),
                     verdict = verdict.compat().as_str(),
                     case = verdict.case(),
@@ -144,6 +149,16 @@ impl Decided {
         }
     }
 }
+
+/// The runtime named the digest (NRI's `Container.image`): containerd's image store was not asked.
+pub const DIGEST_FROM_RUNTIME: &str = "runtime";
+/// The runtime's digest had no artifact under the name it gave, so the image store was asked for
+/// the image's other names (two names sharing one image: README, "Runtimes").
+pub const DIGEST_FROM_RUNTIME_THEN_STORE: &str = "runtime+image-store";
+/// containerd's image store named the digests (the runtime sent only a name).
+pub const DIGEST_FROM_STORE: &str = "image-store";
+/// No store to ask: the name itself (a digest in it, or a tag resolved in the registry).
+pub const DIGEST_FROM_NAME: &str = "name";
 
 /// Everything one config needs to decide containers: built once per config (the plugin on
 /// each Configure that changes it, the hook once per process).
@@ -205,8 +220,8 @@ impl Gate {
     /// the answer stored (images the runtime reports at Synchronize or just pulled).
     pub async fn prefetch(&self, image: &ImageIdentity) {
         let candidates = match &self.resolver {
-            None => NameResolver::resolve(image),
-            Some(r) => r.candidates(image).await,
+            Some(r) if !image.digest_from_runtime() => r.candidates(image).await,
+            _ => NameResolver::resolve(image),
         };
         if let Ok(c) = candidates {
             self.checker.prefetch(&c);
@@ -216,9 +231,17 @@ impl Gate {
     /// Decides one container (the plugin): the resolver and the registry within the deadline.
     pub async fn admit(&self, subject: Subject) -> Decided {
         let started = Instant::now();
-        let (decided, identity) = match self.begin(subject) {
+        let (mut decided, identity) = match self.begin(subject) {
             Ok(pending) => pending,
             Err(done) => return self.finish(*done, started),
+        };
+        if identity.digest_from_runtime() {
+            return self.admit_runtime_digest(decided, &identity, started).await;
+        }
+        decided.digest_source = if self.resolver.is_some() {
+            DIGEST_FROM_STORE
+        } else {
+            DIGEST_FROM_NAME
         };
         let candidates = match &self.resolver {
             None => NameResolver::resolve(&identity),
@@ -241,14 +264,55 @@ impl Gate {
         }
     }
 
+    /// The runtime named the digest (NRI >= 0.12 `Container.image`): looked up under the name it
+    /// gave, without asking the image store. Only when that finds no artifact is the store asked
+    /// for the image's other names: a runtime may name the image by another reference sharing
+    /// it (containerd main does, for a request without `user_specified_image`), and the artifact
+    /// may hang under the one the pod asked for.
+    async fn admit_runtime_digest(
+        &self,
+        mut decided: Decided,
+        identity: &ImageIdentity,
+        started: Instant,
+    ) -> Decided {
+        decided.digest_source = DIGEST_FROM_RUNTIME;
+        let own = match NameResolver::resolve(identity) {
+            Ok(c) => c,
+            Err(e) => return self.conclude(decided, unknown(e.to_string()), None, started),
+        };
+        let lookup = self
+            .checker
+            .verdict_since(&own, self.deadline, started)
+            .await;
+        let Some(resolver) = self
+            .resolver
+            .as_ref()
+            .filter(|_| lookup.verdict.outcome == Outcome::NoArtifact)
+        else {
+            return self.conclude(decided, lookup.verdict.clone(), Some(lookup), started);
+        };
+        let left = self.deadline.saturating_sub(started.elapsed());
+        let others = match tokio::time::timeout(left, resolver.candidates(identity)).await {
+            Ok(Ok(c)) if c.0 != own.0 => c,
+            _ => return self.conclude(decided, lookup.verdict.clone(), Some(lookup), started),
+        };
+        decided.digest_source = DIGEST_FROM_RUNTIME_THEN_STORE;
+        let lookup = self
+            .checker
+            .verdict_since(&others, self.deadline, started)
+            .await;
+        self.conclude(decided, lookup.verdict.clone(), Some(lookup), started)
+    }
+
     /// Decides one container without an executor (the hook): images by name and the digests
     /// the runtime knows, the registry within the deadline.
     pub fn admit_blocking(&self, subject: Subject) -> Decided {
         let started = Instant::now();
-        let (decided, identity) = match self.begin(subject) {
+        let (mut decided, identity) = match self.begin(subject) {
             Ok(pending) => pending,
             Err(done) => return self.finish(*done, started),
         };
+        decided.digest_source = DIGEST_FROM_NAME;
         match NameResolver::resolve(&identity) {
             Ok(c) => {
                 let lookup = self.checker.verdict_blocking(&c, self.deadline);

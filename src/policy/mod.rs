@@ -8,7 +8,10 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use crate::check::{Compat, Outcome, Verdict};
 use crate::config::{Config, FailAction, Mode};
 use crate::untrusted::escaped;
-pub use gate::{Decided, Gate, Subject};
+pub use gate::{
+    Decided, Gate, Subject, DIGEST_FROM_NAME, DIGEST_FROM_RUNTIME, DIGEST_FROM_RUNTIME_THEN_STORE,
+    DIGEST_FROM_STORE,
+};
 
 /// Annotation keys added to containers that were checked and allowed.
 pub const ANNOTATION_COMPATIBLE: &str = "image-compat.io/compatible";

@@ -374,6 +374,19 @@ fn probes_reach_the_endpoint_the_config_serves() {
     assert!(ports.iter().any(|p| p["containerPort"] == listen.port()));
 }
 
+/// Where the runtime fails closed (nri-config/'s default validator), the plugin's own pod must
+/// still start while no plugin runs: it tolerates the plugin's absence.
+#[test]
+fn the_pod_tolerates_the_plugins_absence() {
+    let ds = daemonset();
+    let annotations = get(&ds, "spec.template.metadata.annotations");
+    assert_eq!(
+        annotations[image_compat::nri::TOLERATION_ANNOTATION],
+        "true",
+        "{annotations}"
+    );
+}
+
 #[test]
 fn the_container_runs_the_plugin_of_this_package() {
     let ds = daemonset();

@@ -108,6 +108,54 @@ fn containerd_snippets_enable_nri() {
         assert_eq!(table(&t, &["plugins"]).len(), 1, "{file}");
         assert_eq!(t.len(), 2, "{file}: version and plugins only");
     }
+    let t = parse("containerd-2.x.toml");
+    let nri = table(&t, &["plugins", "io.containerd.nri.v1.nri"]);
+    check_validator(
+        table(nri, &["default_validator"]),
+        [
+            "enable",
+            "required_plugins",
+            "tolerate_missing_plugins_annotation",
+        ],
+        "containerd-2.x.toml",
+    );
+}
+
+/// A default validator on, requiring the plugin by the name it registers with, tolerating the
+/// annotation deploy/ puts on the plugin's pod. KEYS: enable, required plugins, annotation.
+fn check_validator(v: &Table, keys: [&str; 3], file: &str) {
+    let plugin = Config::default();
+    assert_eq!(v.get(keys[0]), Some(&Value::Boolean(true)), "{file}");
+    assert_eq!(
+        v.get(keys[1]),
+        Some(&Value::Array(vec![Value::String(plugin.nri.name.clone())])),
+        "{file}: the name the plugin registers with"
+    );
+    assert_eq!(
+        string(v, keys[2]),
+        image_compat::nri::TOLERATION_ANNOTATION,
+        "{file}"
+    );
+}
+
+#[test]
+fn crio_validator_snippet_requires_the_plugin() {
+    let file = "crio-20-nri-validator.conf";
+    let t = parse(file);
+    check_validator(
+        table(&t, &["crio", "nri", "default_validator"]),
+        [
+            "nri_enable_default_validator",
+            "nri_validator_required_plugins",
+            "nri_validator_tolerate_missing_plugins_annotation",
+        ],
+        file,
+    );
+    assert_eq!(
+        t.len(),
+        1,
+        "{file}: the [crio.nri.default_validator] table only"
+    );
 }
 
 #[test]
@@ -147,6 +195,8 @@ fn real_containerd_takes_the_snippets() {
     for (dir, file, version) in [
         ("containerd-2.1", "containerd-2.x.toml", 3),
         ("containerd-1.7", "containerd-1.7.toml", 2),
+        ("containerd-2.3", "containerd-2.x.toml", 3),
+        ("containerd-main", "containerd-2.x.toml", 3),
     ] {
         let Some(bin) = stack_containerd(dir) else {
             eprintln!("SKIPPED: no {dir} in the private stack (integration/lib/install.sh)");
@@ -191,6 +241,18 @@ fn real_containerd_takes_the_snippets() {
                 config.display()
             );
             check_nri(nri, &CONTAINERD_KEYS, dir);
+            // 2.3 and later know the default validator (2.1 drops the table with a warning).
+            if matches!(dir, "containerd-2.3" | "containerd-main") {
+                check_validator(
+                    table(nri, &["default_validator"]),
+                    [
+                        "enable",
+                        "required_plugins",
+                        "tolerate_missing_plugins_annotation",
+                    ],
+                    dir,
+                );
+            }
         }
     }
 }

@@ -388,6 +388,51 @@ async fn validation_refuses_too_where_the_runtime_has_it() {
     run.stop().await;
 }
 
+/// Validation answers with the creation's own decision for that container (no second lookup):
+/// a container created compatible is validated so even when its annotations now name the
+/// incompatible image; another container is decided afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_reuses_the_creation_decision() {
+    let s = Setup::new().await;
+    let run = Running::start_as(s.config(), "", "2.3.4").await;
+    let ctr = |id: &str, image: &str| {
+        let mut c = container("app", &[("io.kubernetes.cri.image-name", image)]);
+        c.id = id.into();
+        c
+    };
+    run.peer
+        .create(&pod("web"), ctr("c1", &s.images["compatible"]))
+        .await
+        .expect("the compatible container is created");
+    let validate = |id: &str| api::ValidateContainerAdjustmentRequest {
+        pod: Some(pod("web")),
+        container: Some(ctr(id, &s.images["incompatible"])),
+        ..Default::default()
+    };
+    let reused = run
+        .peer
+        .plugin
+        .validate_container_adjustment(ctx(), &validate("c1"))
+        .await
+        .unwrap();
+    assert!(
+        !reused.reject,
+        "not the creation's decision: {}",
+        reused.reason
+    );
+    // Taken once: the same container validated again is decided again (and refused).
+    for id in ["c1", "c2"] {
+        let fresh = run
+            .peer
+            .plugin
+            .validate_container_adjustment(ctx(), &validate(id))
+            .await
+            .unwrap();
+        assert!(fresh.reject, "{id}: not decided afresh");
+    }
+    run.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn features_settings_in_the_runtime_config_apply() {
     let s = Setup::new().await;

@@ -1,5 +1,6 @@
 //! The end-to-end suite, `integration/e2e.sh`, as a cargo test: the NRI plugin on the real
-//! containerd 2.1 and 1.7, external and pre-launched, with faults (README: "End-to-end suite").
+//! containerd 2.1 and 1.7, and (when the checkout has ../shared/runtimes) containerd 2.3.4 and main
+//! and CRI-O 1.36.3, external and pre-launched, with faults (README: "End-to-end suite").
 //!
 //! It runs when the test runs as root and the real stack is unpacked (`IMAGE_COMPAT_STACK`,
 //! default `.work/stack`, which `scripts/test.sh` installs as root); otherwise it prints

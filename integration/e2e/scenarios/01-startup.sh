@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Scenario startup: how the plugin comes into use.
 # External: containerd runs alone first, and a container it creates then is not checked (no
-# plugin, no annotations); the plugin started after containerd connects and refuses the same
-# image from then on. Pre-launched: containerd itself started the plugin from its plugin_path
+# plugin, no annotations), or, where the default validator is on (2.3, main), is refused by
+# containerd itself; the plugin started after containerd connects and refuses the same image
+# from then on. Pre-launched: containerd itself started the plugin from its plugin_path
 # (it is the plugin's parent, with NRI_PLUGIN_SOCKET set) and handed it the conf.d config, which
 # the plugin uses (the node name in its refusal comes from there).
 
@@ -12,15 +13,19 @@ scenario_startup() {
   if [ "$E2E_MODE" = external ]; then
     ic_plugin_stop "$PD"
     rm -f "$PD/config-current"
-    expect_running "$id" e2e/startup unchecked "$(img incompat)"
-    expect_unchecked
-    [ -z "$LAST_DECISION" ] || fail "a decision was logged without a plugin: $LAST_DECISION"
+    if e2e_validator; then
+      expect_required_refusal "$id" unchecked "$(img incompat)"
+    else
+      expect_running "$id" e2e/startup unchecked "$(img incompat)"
+      expect_unchecked
+    fi
+    [ -z "$(decisions)" ] || fail "a decision was logged without a plugin: $(decisions)"
     plugin_use enforce allow
   else
     plugin_use enforce allow
     pid=$(ic_plugin_pid "$PD") || fail "no pre-launched plugin runs"
     ppid=$(awk '{print $4}' "/proc/$pid/stat")
-    [ "$ppid" = "$(cat "$CD/containerd.pid")" ] ||
+    [ "$ppid" = "$(ic_runtime_pid "$CD")" ] ||
       fail "the plugin's parent is $ppid, not containerd ($(cat "$CD/containerd.pid"))"
     # Not `tr | grep -q`: with pipefail, grep quitting early fails the pipeline.
     grep -qx 'NRI_PLUGIN_SOCKET=3' < <(tr '\0' '\n' <"/proc/$pid/environ") ||

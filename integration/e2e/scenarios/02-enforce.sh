@@ -15,13 +15,34 @@ expect_incompatible() {
 }
 
 scenario_enforce() {
-  local id
+  local id want f
   plugin_use enforce allow
   id=$(pod enforce)
   expect_running "$id" e2e/enforce compatible "$(img compat)"
   expect_ann compatible true
   expect_ann reason 'compatible (best set "e2e: runs here")'
   expect_ann artifact "$(art compat)"
+  # Who named the digest: the runtime itself (Container.image, containerd main), so the image
+  # store was not asked; else containerd's image store.
+  if e2e_container_image; then
+    [ "$(field "$LAST_DECISION" image_source)" = nri-container-image ] ||
+      fail "image_source is $(field "$LAST_DECISION" image_source), expected nri-container-image"
+    [ "$(field "$LAST_DECISION" digest_source)" = runtime ] ||
+      fail "digest_source is $(field "$LAST_DECISION" digest_source), expected runtime"
+  else
+    # CRI-O has no image store: the name is resolved in the registry.
+    want=image-store
+    if [ "$E2E_V" = crio ]; then want=name; fi
+    [ "$(field "$LAST_DECISION" digest_source)" = "$want" ] ||
+      fail "digest_source is $(field "$LAST_DECISION" digest_source), expected $want"
+  fi
+  # Every field of the decision line filled, on every runtime (CRI-O sends no container name).
+  for f in pod container image image_source digest_source digest verdict case action reason artifact answer; do
+    [ -n "$(field "$LAST_DECISION" "$f")" ] || fail "the decision line's $f is empty: $LAST_DECISION"
+  done
+  [ "$(field "$LAST_DECISION" container)" = compatible ] ||
+    fail "the decision names container $(field "$LAST_DECISION" container), not compatible"
+  say "image named by $(field "$LAST_DECISION" image_source), digest by $(field "$LAST_DECISION" digest_source)"
 
   expect_incompatible "$id" incompatible incompat "e2e-needs-pci-$E2E_LACKS"
 

@@ -11,7 +11,7 @@ E2E_BURST=${E2E_BURST:-30}
 scenario_burst() {
   local i id out pods=() mark lines n rc ms max=0 refs tags before others sources slowest
   plugin_use enforce allow
-  mark=$(log_lines "$CD/containerd.log")
+  mark=$(log_lines "$(ic_runtime_log "$CD")")
   out=$E2E_DIR/burst
   mkdir -p "$out"
   # Pods first (each starts a sandbox), concurrently too.
@@ -48,7 +48,7 @@ scenario_burst() {
     if [ "$ms" -gt "$max" ]; then max=$ms; fi
   done
   expect_no_plugin_timeout "$mark"
-  lines=$(decisions | grep -F "\"image\": \"$(img burst)\"" || true)
+  lines=$(decisions | grep -F "\"image\": \"$(img burst)\"" | grep -F '"stage": "create"' || true)
   n=$(grep -c . <<<"$lines" || true)
   [ "$n" = "$E2E_BURST" ] || fail "$n decisions for the burst image, expected $E2E_BURST"
   # What containerd times out is its call to the plugin (2 s each; it makes them one at a time),

@@ -11,7 +11,7 @@
 
 scenario_registry_down() {
   local id mark deny_prefix
-  mark=$(log_lines "$CD/containerd.log")
+  mark=$(log_lines "$(ic_runtime_log "$CD")")
   plugin_use enforce deny
   id=$(pod registry-down)
   # The cache, filled while the registry is up.

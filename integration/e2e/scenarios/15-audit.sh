@@ -23,6 +23,8 @@ scenario_audit() {
   expect_running "$id" e2e/audit-pod app "$(img compat)"
 
   # This node's running containers: the one just started is among them, with its pod.
+  # (containerd's API; CRI-O has none of its own for audit to read.)
+  if [ "$E2E_V" != crio ]; then
   out=$("$IC_IMAGE_COMPAT" audit --containerd --containerd-socket "$CD/containerd.sock" \
     --plain-http="$REG" --no-cache --node-name "$E2E_NODE" -o json) && rc=0 || rc=$?
   [ "$rc" -le 1 ] || fail "audit --containerd: exit $rc: $out"
@@ -35,6 +37,7 @@ for r in m["images"]:
   [[ $got == *"e2e/audit-pod/app"*" compatible" ]] ||
     fail "audit --containerd: $(img compat) not listed as used by e2e/audit-pod/app and compatible: $got"
   say "audit --containerd: $(img compat) used by ${got% *}: ${got##* }"
+  fi
 
   # The setup's images against this node and the example nodes: cell by cell as validate-node.
   local images=()
