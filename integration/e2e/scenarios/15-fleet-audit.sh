@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scenario audit: `image-compat audit` on the real containerd and registry. The images of this
+# Scenario fleet-audit: `image-compat audit` on the real containerd and registry. The images of this
 # node's running containers (one started here) and the setup's images, against this node and
 # the example nodes (examples/features/); every cell equals validate-node's verdict for that
 # image on that node's features, and a pod list naming the same images gives the same cells.
@@ -16,11 +16,11 @@ audit_verdict_of() {
   esac
 }
 
-scenario_audit() {
+scenario_fleet_audit() {
   local id examples=$here/../examples/features out rc cells kind image node file want got
   plugin_use enforce allow
-  id=$(pod audit-pod)
-  expect_running "$id" e2e/audit-pod app "$(img compat)"
+  id=$(pod fleet-audit-pod)
+  expect_running "$id" e2e/fleet-audit-pod app "$(img compat)"
 
   # This node's running containers: the one just started is among them, with its pod.
   # (containerd's API; CRI-O has none of its own for audit to read.)
@@ -34,8 +34,8 @@ m = json.load(sys.stdin)
 for r in m["images"]:
     if r["image"] == sys.argv[1]:
         print(",".join(r["usedBy"]), r["cells"][0]["verdict"])' "$(img compat)" <<<"$out")
-  [[ $got == *"e2e/audit-pod/app"*" compatible" ]] ||
-    fail "audit --containerd: $(img compat) not listed as used by e2e/audit-pod/app and compatible: $got"
+  [[ $got == *"e2e/fleet-audit-pod/app"*" compatible" ]] ||
+    fail "audit --containerd: $(img compat) not listed as used by e2e/fleet-audit-pod/app and compatible: $got"
   say "audit --containerd: $(img compat) used by ${got% *}: ${got##* }"
   fi
 
