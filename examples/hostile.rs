@@ -20,6 +20,7 @@ pub fn shapes() -> Vec<Shape> {
         ("many-rules", many_rules),
         ("deep-flow", deep_flow),
         ("deep-block", deep_block),
+        ("deep-inline-block", deep_inline_block),
         ("long-in-list", long_in_list),
         ("big-regex", big_regex),
         ("many-regexes", many_regexes),
@@ -106,6 +107,12 @@ fn deep_block() -> String {
         indent += 2;
     }
     s
+}
+
+/// Block sequences nested on one line (`- - - x`): two bytes a level, 500,000 levels.
+fn deep_inline_block() -> String {
+    let n = (MAX - 100) / 2;
+    format!("{}- rules:\n  {}x\n", head(), "- ".repeat(n))
 }
 
 fn long_in_list() -> String {
