@@ -642,3 +642,57 @@ async fn planted_cache_entries_are_never_followed_or_served() {
     let out = run(&e.incompatible.0).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// A bundle whose config.json is a FIFO nobody writes, or /dev/zero: refused at once (size 0 by
+/// its metadata says nothing of what a read returns), decided by onUnknownImage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_json_that_is_not_a_file_never_blocks_the_hook() {
+    let e = env().await;
+    let deny = e.config("onUnknownImage: deny\n");
+    for special in ["fifo", "dev-zero"] {
+        let b = e.path(&format!("bundles/{special}"));
+        std::fs::create_dir_all(&b).expect("mkdir");
+        let config = b.join("config.json");
+        if special == "fifo" {
+            let c = std::ffi::CString::new(config.to_str().expect("utf-8")).expect("path");
+            // SAFETY: a valid NUL-terminated path; mkfifo only creates the FIFO.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &config).expect("symlink");
+        }
+        let state = serde_json::json!({"ociVersion": "1.0.2", "id": special, "status": "creating", "bundle": b}).to_string();
+        let c = deny.clone();
+        let started = Instant::now();
+        let out = blocking(move || hook(&c, &state)).await;
+        let err = stderr(&out);
+        assert!(started.elapsed() < Duration::from_secs(10), "{special}");
+        assert_eq!(code(&out), 1, "{special}: {err}");
+        assert!(
+            err.contains("cannot read the bundle's config.json")
+                && err.contains("(onUnknownImage: deny)"),
+            "{special}: {err}"
+        );
+    }
+}
+
+/// Text from the image author (a rule name with an escape sequence and a line break) reaches
+/// the refusal the runtime shows escaped: one line, no terminal control sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_text_in_a_refusal_is_escaped() {
+    let e = env().await;
+    let spec = "version: v1alpha1\ncompatibilities:\n- rules:\n  - name: \"vfio\\e[31m\\nimage-compat: FAKE all is fine\"\n    matchFeatures:\n    - feature: kernel.loadedmodule\n      matchExpressions:\n        vfio-pci: {op: Exists}\n";
+    let (image, _) = e
+        .reg
+        .push_image_with_spec("hook/escape", "1", Some(spec.as_bytes()))
+        .await;
+    let (c, s) = (e.config(""), e.bundle("c-esc", crio(&image)));
+    let out = blocking(move || hook(&c, &s)).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        err.contains("vfio\\u{1b}[31m\\nimage-compat: FAKE"),
+        "{err}"
+    );
+}

@@ -12,7 +12,7 @@ use image_compat::spec::{self, Reading};
 
 #[allow(dead_code)]
 #[path = "../../examples/hostile.rs"]
-mod hostile;
+pub(crate) mod hostile;
 
 /// Generous for an unoptimised build on a loaded machine (about 20 times slower than release):
 /// before the budgets, the alias bomb took ~20 s and 4 GB in a release build, merge keys 50 s,

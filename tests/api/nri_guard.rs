@@ -413,3 +413,67 @@ async fn features_settings_in_the_runtime_config_apply() {
     assert_eq!(compatible(&ok), Some("true"), "{ok:?}");
     run.stop().await;
 }
+
+/// While hostile specs (1 MiB of expressions: seconds of reading in this unoptimised build) are
+/// read for some containers, the plugin answers those at its deadline and every other container
+/// at once: the reading runs on the bounded blocking pool, not on the async workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_containers_are_answered_while_hostile_specs_are_read() {
+    let s = Setup::new().await;
+    let (_, make) = crate::hostile_specs::hostile::shapes()
+        .into_iter()
+        .find(|(n, _)| *n == "many-expressions")
+        .expect("shape");
+    let spec = make();
+    let mut hostile = Vec::new();
+    for i in 0..3 {
+        let (name, _) = s
+            .reg
+            .push_image_with_spec(&format!("hostile{i}"), "v1", Some(spec.as_bytes()))
+            .await;
+        hostile.push(name);
+    }
+    let config = Config {
+        deadline: Duration::from_millis(500),
+        ..s.config()
+    };
+    let run = Running::start(config, "").await;
+    // The compatible image's answer is cached before the hostile ones arrive.
+    let ok = run
+        .create("default", &s.images["compatible"])
+        .await
+        .unwrap();
+    assert_eq!(compatible(&ok), Some("true"));
+    let started = Instant::now();
+    let slow = futures::future::join_all(hostile.iter().map(|name| async {
+        let t = Instant::now();
+        let r = run.create("default", name).await;
+        (t.elapsed(), r)
+    }));
+    let others = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let ok = run
+                .create("default", &s.images["compatible"])
+                .await
+                .unwrap();
+            assert_eq!(compatible(&ok), Some("true"));
+            waits.push(t.elapsed());
+        }
+        waits
+    };
+    let (slow, waits) = tokio::join!(slow, others);
+    for w in waits {
+        assert!(
+            w < Duration::from_millis(300),
+            "a cached image waited {w:?} behind hostile specs"
+        );
+    }
+    for (took, r) in slow {
+        assert!(took < Duration::from_millis(1500), "took {took:?}: {r:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    run.stop().await;
+}
