@@ -328,6 +328,21 @@ mod tests {
     }
 
     #[test]
+    fn the_deadline_defaults_and_ends_the_work() {
+        assert_eq!(parse(&[]).unwrap().r.deadline(), DEFAULT_DEADLINE);
+        let t = parse(&["--deadline", "50ms"]).unwrap();
+        assert_eq!(t.r.deadline(), Duration::from_millis(50));
+        let err =
+            t.r.block_on(async { tokio::time::sleep(Duration::from_secs(5)).await })
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("within 50ms (--deadline)"),
+            "{err}"
+        );
+        assert_eq!(t.r.block_on(async { 7 }).unwrap(), 7);
+    }
+
+    #[test]
     fn secrets_lose_one_line_end_only() {
         assert_eq!(read_secret(&b"pw\n"[..]).unwrap(), "pw");
         assert_eq!(read_secret(&b"pw\r\n"[..]).unwrap(), "pw");
