@@ -333,7 +333,7 @@ async fn run(cli: &Cli) -> Result<Value, Failure> {
                     .into_iter()
                     .map(|(key, value)| KeyValue { key, value })
                     .collect(),
-                labels: key_values(labels)?,
+                labels: kubelet_labels(&sandbox_config, name, key_values(labels)?),
                 annotations: key_values(annotations)?,
                 linux: Some(LinuxContainerConfig {
                     security_context: Some(LinuxContainerSecurityContext {
@@ -601,4 +601,24 @@ fn pod_state(s: i32) -> String {
     PodSandboxState::try_from(s)
         .map(|s| s.as_str_name().to_string())
         .unwrap_or_else(|_| format!("UNKNOWN({s})"))
+}
+
+/// The labels the kubelet puts on every container (its pod and its name), then `extra`.
+fn kubelet_labels(
+    sandbox: &PodSandboxConfig,
+    name: &str,
+    extra: HashMap<String, String>,
+) -> HashMap<String, String> {
+    let m = sandbox.metadata.clone().unwrap_or_default();
+    let mut labels: HashMap<String, String> = [
+        ("io.kubernetes.pod.name", m.name),
+        ("io.kubernetes.pod.namespace", m.namespace),
+        ("io.kubernetes.pod.uid", m.uid),
+        ("io.kubernetes.container.name", name.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    labels.extend(extra);
+    labels
 }

@@ -1,5 +1,6 @@
 //! image-compat: decide whether a container image's compatibility artifacts hold on a node.
 
+pub mod audit;
 pub mod check;
 pub mod compat;
 pub mod config;

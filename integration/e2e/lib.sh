@@ -57,7 +57,7 @@ e2e_combo_init() {
 # The plugin, in either mode
 
 # plugin_config MODE ON_REGISTRY_ERROR: the config file for these settings (the rest at the
-# defaults); prints its path.
+# defaults, plus the YAML lines in E2E_EXTRA_CONFIG); prints its path.
 plugin_config() {
   local file=$PD/config-$1-$2.yaml
   cat >"$file" <<EOF
@@ -69,6 +69,7 @@ registry:
   plainHttp: ["$REG"]
 containerd:
   socket: $CD/containerd.sock
+${E2E_EXTRA_CONFIG:-}
 EOF
   echo "$file"
 }

@@ -283,6 +283,25 @@ impl Checker {
             .ok()
     }
 
+    /// The registry's answer about an image, not yet evaluated (`audit`: one answer, many
+    /// nodes): the stored one when fresh, else fetched (one fetch per image at a time) within
+    /// `deadline`. None: the deadline passed first.
+    pub async fn answer(
+        self: &Arc<Self>,
+        image: &Candidates,
+        deadline: Duration,
+    ) -> Option<(Arc<Answer>, Source, Vec<String>)> {
+        let key = image.key();
+        let mut warnings = Vec::new();
+        if let Some(e) = self.get(&key, &mut warnings).filter(Entry::is_fresh) {
+            return Some((e.answer, Source::Cached, warnings));
+        }
+        let (answer, _) = tokio::time::timeout(deadline, self.fetch(&key, image))
+            .await
+            .ok()?;
+        Some((answer, Source::Fetched, warnings))
+    }
+
     /// Starts fetching an image's artifact in the background if no fresh answer is stored
     /// (images seen in Synchronize, images containerd just pulled), so containers find it.
     pub fn prefetch(self: &Arc<Self>, image: &Candidates) {

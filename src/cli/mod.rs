@@ -2,6 +2,7 @@
 //! formatting output around library calls.
 
 mod attach_spec;
+mod audit;
 mod discover;
 mod evaluate;
 mod features;
@@ -64,6 +65,9 @@ pub enum Command {
     RemoveSpec(remove_spec::RemoveSpecArgs),
     /// List an image's compatibility artifacts and which one is used.
     Discover(discover::DiscoverArgs),
+    /// Which images can run on which nodes: a matrix of images (named, listed, from a pod
+    /// list or this node's containerd) x nodes (this one, saved features files).
+    Audit(audit::AuditArgs),
     /// Discover this node's features, as NFD's sources see them.
     Features(features::FeaturesArgs),
     /// Run the NRI plugin: check every container's image before the runtime creates it.
@@ -112,6 +116,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::AttachSpec(a) => attach_spec::run(a),
         Command::RemoveSpec(a) => remove_spec::run(a),
         Command::Discover(a) => discover::run(a),
+        Command::Audit(a) => audit::run(a),
         Command::NriPlugin(a) => nri_plugin::run(a),
         Command::OciHook(a) => oci_hook::run(a),
     }

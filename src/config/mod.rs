@@ -150,7 +150,8 @@ pub struct FeatureSettings {
     /// Evaluate against this saved features file instead of discovering the node (tests,
     /// what-if runs).
     pub file: Option<PathBuf>,
-    /// Rediscover the node's features this often (0 = only at start). The OCI hook, which has
+    /// Rediscover the node's features (or read `file` again) this often, then re-check the
+    /// running containers (0 = only at start). The OCI hook, which has
     /// no start, also rediscovers after a reboot, a kernel change, or a change of the loaded
     /// modules, PCI or USB devices or features.d files.
     #[serde(with = "humantime_serde")]

@@ -193,7 +193,8 @@ impl Daemon {
         plugin: PluginOptions,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), DaemonError> {
-        let plugin = Plugin::new(plugin, self.guard())?;
+        let guard = self.guard();
+        let plugin = Plugin::new(plugin, guard.clone())?;
         let status = plugin.status();
         // Bind before connecting: a bad or busy address in the start-up config is a start-up
         // error, not a log line. A pre-launched plugin's address comes with Configure.
@@ -204,7 +205,7 @@ impl Daemon {
         };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.clone().endpoint(endpoint, status.clone()));
-        tasks.spawn(self.clone().rediscover());
+        tasks.spawn(self.clone().rediscover(guard));
         let metrics = self.inner.metrics.clone();
         tasks.spawn(async move {
             loop {
@@ -259,8 +260,10 @@ impl Daemon {
     }
 
     /// Rediscovery every `features.refresh` of the config in force (a pre-launched plugin's
-    /// comes from the runtime); none with a features file or a zero period.
-    async fn rediscover(self) {
+    /// comes from the runtime; a features file is read again), none with a zero period; after
+    /// each, the running containers are re-checked (the features or an image's artifact may
+    /// have changed) and the `image_compat_running_incompatible` gauge set.
+    async fn rediscover(self, guard: Arc<Guard>) {
         let mut configured = self.inner.configured.subscribe();
         loop {
             let settings = configured
@@ -268,7 +271,7 @@ impl Daemon {
                 .as_ref()
                 .map(|c| c.features.clone())
                 .unwrap_or_else(|| self.start_config().features);
-            if settings.refresh.is_zero() || settings.file.is_some() {
+            if settings.refresh.is_zero() {
                 if configured.changed().await.is_err() {
                     return;
                 }
@@ -288,6 +291,13 @@ impl Daemon {
                     warn!(error = %e, "feature rediscovery failed");
                 }
             }
+            let r = guard.recheck().await;
+            debug!(
+                checked = r.checked,
+                incompatible = r.incompatible.values().sum::<usize>(),
+                "running containers re-checked"
+            );
+            self.inner.metrics.set_running_incompatible(&r.incompatible);
         }
     }
 }

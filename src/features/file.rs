@@ -47,7 +47,19 @@ pub fn parse(text: &str, origin: &str) -> Result<Features, FeaturesFileError> {
     let root = yaml::load(text)
         .map_err(syntax)?
         .ok_or_else(|| shape("the file is empty".into()))?;
-    let mut value = yaml::to_json(&root).map_err(syntax)?;
+    let value = yaml::to_json(&root).map_err(syntax)?;
+    from_value(value, origin)
+}
+
+/// [`parse`] of a document already read (one item of a NodeFeatureList, say).
+pub fn from_value(
+    mut value: serde_json::Value,
+    origin: &str,
+) -> Result<Features, FeaturesFileError> {
+    let shape = |message: String| FeaturesFileError::Shape {
+        path: origin.to_string(),
+        message,
+    };
     for wrapper in ["spec", "features"] {
         if let Some(inner) = value.get_mut(wrapper).map(std::mem::take) {
             value = inner;

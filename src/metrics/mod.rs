@@ -112,6 +112,11 @@ struct KindLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ImageLabel {
+    image: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ModeLabel {
     mode: Label,
 }
@@ -140,6 +145,7 @@ struct Inner {
     discovery_seconds: Gauge<f64, AtomicU64>,
     discoveries: Family<ResultLabel, Counter>,
     mode: Family<ModeLabel, Gauge>,
+    running_incompatible: Family<ImageLabel, Gauge>,
     nri_update: std::sync::Mutex<()>,
 }
 
@@ -235,6 +241,12 @@ impl Metrics {
             "1 for the mode in force (enforce, audit), 0 for the other",
             mode.clone(),
         );
+        let running_incompatible = Family::<ImageLabel, Gauge>::default();
+        registry.register(
+            "image_compat_running_incompatible",
+            "Running containers the last re-check found not compatible with this node, by image",
+            running_incompatible.clone(),
+        );
         registry.register(
             "image_compat_build",
             "The running image-compat",
@@ -256,6 +268,7 @@ impl Metrics {
                 discovery_seconds,
                 discoveries,
                 mode,
+                running_incompatible,
                 nri_update: std::sync::Mutex::new(()),
             }),
         }
@@ -379,6 +392,20 @@ impl Metrics {
                     mode: Label(mode_label(m)),
                 })
                 .set(i64::from(m == mode));
+        }
+    }
+
+    /// What the last re-check of the running containers found: incompatible ones per image
+    /// (images with none are dropped from the gauge).
+    pub fn set_running_incompatible(&self, by_image: &std::collections::BTreeMap<String, usize>) {
+        let family = &self.inner.running_incompatible;
+        family.clear();
+        for (image, n) in by_image {
+            family
+                .get_or_create(&ImageLabel {
+                    image: image.clone(),
+                })
+                .set(*n as i64);
         }
     }
 

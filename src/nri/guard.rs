@@ -1,6 +1,7 @@
 //! The image-compat NRI handler: CreateContainer (and ValidateContainerAdjustment) -> the
 //! container's [`Subject`] -> the [`Gate`] -> allow with annotations, or reject; Synchronize
-//! warms the cache. What a Configure builds is the program's business ([`Configurator`]).
+//! warms the cache; the containers that run are kept ([`Running`]) and re-checked on demand.
+//! What a Configure builds is the program's business ([`Configurator`]).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -9,8 +10,9 @@ use async_trait::async_trait;
 use tracing::{debug, info, warn};
 
 use super::handler::{Handler, HandlerError, Rejection};
+use super::running::{Recheck, Running};
 use super::types::{Adjustment, ConfigureInfo, Container, Event, EventSet, PodSandbox, Validation};
-use crate::check::image_of;
+use crate::check::{image_of, Compat};
 use crate::policy::{Decided, Gate, Subject};
 
 /// Builds the [`Gate`] for a configuration: the config a runtime passes a pre-launched plugin
@@ -52,6 +54,7 @@ pub struct Guard {
     configurator: Arc<dyn Configurator>,
     observer: Option<Arc<dyn Observer>>,
     gate: RwLock<Option<Arc<Gate>>>,
+    running: Running,
 }
 
 impl Guard {
@@ -60,7 +63,52 @@ impl Guard {
             configurator,
             observer,
             gate: RwLock::new(None),
+            running: Running::default(),
         }
+    }
+
+    /// The containers this plugin knows to run.
+    pub fn running(&self) -> &Running {
+        &self.running
+    }
+
+    /// Decides again about every running container, from the answers stored (a stale one is
+    /// refreshed in the background, so a changed artifact shows at the next re-check), on the
+    /// node's features as they are now. A container that has become incompatible is logged
+    /// once (at warn), one that is compatible again too; nothing is stopped.
+    pub async fn recheck(&self) -> Recheck {
+        let mut r = Recheck::default();
+        let Some(gate) = self.gate() else {
+            return r;
+        };
+        for t in self.running.snapshot() {
+            let d = gate.admit(subject(&t.pod, &t.container)).await;
+            let Some(v) = &d.verdict else { continue };
+            r.checked += 1;
+            let now = v.compat();
+            if now == Compat::Incompatible {
+                *r.incompatible.entry(d.image.clone()).or_default() += 1;
+            }
+            let before = self.running.record(&t.container.id, now);
+            match (before, now) {
+                (Some(Compat::Incompatible), Compat::Incompatible) => {}
+                (_, Compat::Incompatible) => warn!(
+                    pod = d.pod.as_str(),
+                    container = d.container.as_str(),
+                    image = d.image.as_str(),
+                    reason = crate::untrusted::escape(&v.reason()).to_string(),
+                    "running container is not compatible with this node (any more)"
+                ),
+                (Some(Compat::Incompatible), _) => info!(
+                    pod = d.pod.as_str(),
+                    container = d.container.as_str(),
+                    image = d.image.as_str(),
+                    "running container is compatible with this node again"
+                ),
+                _ => {}
+            }
+        }
+        r
     }
 
     /// The gate in force since the last Configure (a pre-launched plugin learns its config only
@@ -137,9 +185,15 @@ impl Handler for Guard {
     /// CreateContainer everywhere; ValidateContainerAdjustment too where the runtime has it
     /// (the transport drops what the runtime does not know).
     fn events(&self) -> EventSet {
-        [Event::CreateContainer, Event::ValidateContainerAdjustment]
-            .into_iter()
-            .collect()
+        [
+            Event::CreateContainer,
+            Event::ValidateContainerAdjustment,
+            // To know which containers run, for re-checks.
+            Event::StopContainer,
+            Event::RemoveContainer,
+        ]
+        .into_iter()
+        .collect()
     }
 
     /// The same decision again (from the cache by now), at the point where a timeout fails the
@@ -179,7 +233,14 @@ impl Handler for Guard {
             containers = containers.len(),
             "synchronize: prefetching"
         );
+        self.running.sync(&pods, &containers);
         self.prefetch(&containers).await;
+    }
+
+    async fn event(&self, event: Event, _pod: Option<&PodSandbox>, ctr: Option<&Container>) {
+        if let (Event::StopContainer | Event::RemoveContainer, Some(c)) = (event, ctr) {
+            self.running.remove(&c.id);
+        }
     }
 
     async fn create_container(
@@ -191,6 +252,7 @@ impl Handler for Guard {
         if let Some(r) = rejection(&d) {
             return Err(r);
         }
+        self.running.add(pod, ctr);
         let mut adj = Adjustment::default();
         for (k, v) in d.decision.annotations {
             adj = adj.annotate(k, v);

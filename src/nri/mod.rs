@@ -17,6 +17,7 @@ mod guard;
 mod handler;
 pub mod mux;
 mod plugin;
+mod running;
 mod service;
 mod status;
 mod types;
@@ -27,6 +28,7 @@ pub use plugin::{
     run, Plugin, PluginOptions, Transport, DEFAULT_SOCKET_PATH, ENV_PLUGIN_IDX, ENV_PLUGIN_NAME,
     ENV_PLUGIN_SOCKET,
 };
+pub use running::{Recheck, Running};
 pub use status::{Phase, RuntimeInfo, Status, StatusHandle};
 pub use types::{
     Adjustment, ConfigureInfo, Container, ContainerState, Event, EventSet, Eviction, ImageRef,

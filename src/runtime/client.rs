@@ -5,16 +5,20 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::Duration;
 
+use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::events_client::EventsClient;
 use containerd_client::services::v1::images_client::ImagesClient;
+use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
-    GetImageRequest, Image, ListImagesRequest, ReadContentRequest, SubscribeRequest,
+    Container, GetImageRequest, Image, ListContainersRequest, ListImagesRequest, ListTasksRequest,
+    ReadContentRequest, SubscribeRequest,
 };
 use containerd_client::tonic::codec::Streaming;
 use containerd_client::tonic::metadata::MetadataValue;
 use containerd_client::tonic::transport::{Channel, Endpoint, Uri};
 use containerd_client::tonic::{Code, Request, Status};
+use containerd_client::types::v1::Process;
 use containerd_client::types::Envelope;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
@@ -130,6 +134,26 @@ impl Client {
                 .list(self.request(ListImagesRequest::default()))
                 .await?;
             Ok(r.into_inner().images)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_containers(&self) -> Result<Vec<Container>, RuntimeError> {
+        self.call("Containers.List", |ch| async move {
+            let r = ContainersClient::new(ch)
+                .list(self.request(ListContainersRequest::default()))
+                .await?;
+            Ok(r.into_inner().containers)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_tasks(&self) -> Result<Vec<Process>, RuntimeError> {
+        self.call("Tasks.List", |ch| async move {
+            let r = TasksClient::new(ch)
+                .list(self.request(ListTasksRequest::default()))
+                .await?;
+            Ok(r.into_inner().tasks)
         })
         .await
     }

@@ -65,6 +65,7 @@ mod index;
 mod name;
 mod resolver;
 mod sync;
+mod workloads;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,7 @@ pub use content::MAX_MANIFEST_BYTES;
 pub use index::{Candidate, ImageIndex, ImageRecord, ImageSubjects, Resolution, Resolved};
 pub use name::normalize_name;
 pub use resolver::ContainerdResolver;
+pub use workloads::ContainerImage;
 
 use crate::registry::{Descriptor, Digest, Platform};
 use client::Client;

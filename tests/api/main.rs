@@ -12,6 +12,7 @@
 mod support;
 
 mod check_checker;
+mod cli_audit;
 mod cli_evaluate;
 mod cli_features;
 mod conformance;

@@ -477,3 +477,95 @@ async fn other_containers_are_answered_while_hostile_specs_are_read() {
     assert!(started.elapsed() < Duration::from_secs(2));
     run.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_containers_are_rechecked_when_the_features_change() {
+    let s = Setup::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node.json");
+    let write = |x: &str| {
+        let tmp = dir.path().join("node.json.tmp");
+        std::fs::write(
+            &tmp,
+            format!(r#"{{"attributes":{{"test.feature":{{"elements":{{"x":"{x}"}}}}}}}}"#),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+    };
+    write("2");
+    let mut config = s.config();
+    config.features.file = Some(file.clone());
+    config.features.refresh = Duration::from_millis(200);
+    let socket = dir.path().join("nri.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let daemon = Daemon::new(Options {
+        resolver: Some(Arc::new(NameResolver)),
+        ..Options::new(config, Overrides::default())
+    })
+    .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(daemon.clone().serve(external_opts(&socket), async move {
+        let _ = stopped.await;
+    }));
+    let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let peer = PeerConn::start(stream).await;
+    peer.configure("containerd", "2.1.9", "").await.unwrap();
+    peer.sync(vec![], vec![], false).await;
+    // Two containers of the image that needs x=2 start; one of them stops again.
+    let image = s.images["compatible"].clone();
+    for name in ["app", "other"] {
+        let c = container(name, &[("io.kubernetes.cri.image-name", image.as_str())]);
+        peer.create(&pod("web"), c).await.expect("allowed");
+    }
+    let stopped_req = api::StopContainerRequest {
+        pod: Some(pod("web")),
+        container: Some(container("other", &[])),
+    };
+    peer.plugin
+        .stop_container(ctx(), &stopped_req)
+        .await
+        .unwrap();
+    let gauge = format!("image_compat_running_incompatible{{image=\"{image}\"}}");
+    let wait_for = |want: Option<&'static str>| {
+        let (daemon, gauge) = (daemon.clone(), gauge.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let text = daemon.metrics().encode();
+                let line = text
+                    .lines()
+                    .find(|l| l.starts_with(&gauge))
+                    .map(str::to_string);
+                let got = line
+                    .as_deref()
+                    .map(|l| l.rsplit(' ').next().unwrap().to_string());
+                if got.as_deref() == want {
+                    return Instant::now();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "gauge {gauge} is {got:?}, expected {want:?}:\n{text}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Re-checks run, and find nothing incompatible.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for(None).await;
+    // The node loses x=2: the running container (the stopped one no longer counts) is
+    // reported within a refresh interval or so.
+    let changed = Instant::now();
+    write("1");
+    let seen = wait_for(Some("1")).await;
+    assert!(
+        seen - changed < Duration::from_millis(1500),
+        "reported after {:?}",
+        seen - changed
+    );
+    // Back: the gauge drops the image.
+    write("2");
+    wait_for(None).await;
+    let _ = stop.send(());
+    let _ = timeout(WAIT, task).await;
+}
