@@ -98,8 +98,9 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
     /// Time limit of the command's whole registry work, every request, page, mirror and
-    /// artifact together, e.g. 1m (default 2m): a registry that answers each request just in
-    /// time cannot hold the command for ever.
+    /// artifact together, e.g. 1m (default 2m; audit: none unless given, each image has
+    /// --image-deadline): a registry that answers each request just in time cannot hold the
+    /// command for ever.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub deadline: Option<Duration>,
 }
@@ -158,7 +159,23 @@ impl RegistryArgs {
 
     /// Runs the command's registry calls (see [`block_on`]) under its `--deadline`.
     pub fn block_on<F: std::future::Future>(&self, fut: F) -> anyhow::Result<F::Output> {
-        let deadline = self.deadline();
+        self.block_on_within(self.deadline(), fut)
+    }
+
+    /// Runs the registry calls under `--deadline` only when it is given: for a command whose
+    /// work grows with its input and that bounds each item itself (audit: `--image-deadline`).
+    pub fn block_on_if_asked<F: std::future::Future>(&self, fut: F) -> anyhow::Result<F::Output> {
+        match self.deadline {
+            Some(d) => self.block_on_within(d, fut),
+            None => block_on(fut),
+        }
+    }
+
+    fn block_on_within<F: std::future::Future>(
+        &self,
+        deadline: Duration,
+        fut: F,
+    ) -> anyhow::Result<F::Output> {
         block_on(async move {
             tokio::time::timeout(deadline, fut).await.map_err(|_| {
                 anyhow::anyhow!(
