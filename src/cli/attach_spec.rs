@@ -12,7 +12,7 @@ use image_compat::registry::AttachOptions;
 use serde_json::json;
 
 use super::registry::{
-    block_on, discovery, registry_error, subject_kind, ImageArgs, ListFormat, RegistryArgs,
+    discovery, registry_error, subject_kind, ImageArgs, ListFormat, RegistryArgs,
 };
 use super::validate_spec::count;
 
@@ -87,7 +87,9 @@ pub fn run(a: AttachSpecArgs) -> anyhow::Result<ExitCode> {
     };
     let reference = a.image.reference()?;
     let client = a.registry.client(&reference)?;
-    let attached = block_on(client.attach_spec(&reference, &bytes, checked.kind, &opts))?
+    let attached = a
+        .registry
+        .block_on(client.attach_spec(&reference, &bytes, checked.kind, &opts))?
         .map_err(|e| registry_error(&reference, e))?;
     match a.output {
         ListFormat::Table => println!("{}", attached.digest),

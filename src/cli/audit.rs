@@ -18,7 +18,7 @@ use image_compat::runtime::Runtime;
 use image_compat::untrusted::escape;
 
 use super::features::HostArgs;
-use super::registry::{block_on, ListFormat, PlatformArg, RegistryArgs};
+use super::registry::{ListFormat, PlatformArg, RegistryArgs};
 use super::{parse_tags, UnknownPolicy, EXIT_ERROR, EXIT_NOT_COMPATIBLE};
 
 #[derive(Args)]
@@ -111,7 +111,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         tags,
         deadline: a.image_deadline,
     };
-    let (matrix, load_warnings) = block_on(async {
+    let (matrix, load_warnings) = a.registry.block_on_if_asked(async {
         let images = load_images(&a, &config).await?;
         anyhow::ensure!(
             !images.is_empty(),

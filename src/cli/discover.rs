@@ -10,7 +10,7 @@ use image_compat::untrusted::escape;
 use serde_json::json;
 
 use super::registry::{
-    block_on, discovery, registry_error, resolve, subject_kind, ImageArgs, ListFormat, RegistryArgs,
+    discovery, registry_error, resolve, subject_kind, ImageArgs, ListFormat, RegistryArgs,
 };
 
 #[derive(Args)]
@@ -27,7 +27,7 @@ pub fn run(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
     let reference = a.image.reference()?;
     let platform = a.image.platform.platform()?;
     let client = a.registry.client(&reference)?;
-    let (image, artifacts) = block_on(async {
+    let (image, artifacts) = a.registry.block_on(async {
         let image = resolve(&client, &reference, &platform).await?;
         let artifacts = client
             .list_compat_artifacts(&image)

@@ -97,7 +97,17 @@ pub struct RegistryArgs {
     /// Time limit of each registry request, e.g. 10s or 500ms (default 30s).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
+    /// Time limit of the command's whole registry work, every request, page, mirror and
+    /// artifact together, e.g. 1m (default 2m; audit: none unless given, each image has
+    /// --image-deadline): a registry that answers each request just in time cannot hold the
+    /// command for ever.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<Duration>,
 }
+
+/// `--deadline` when not given: room for a few slow requests (each up to `--timeout`), pages
+/// and mirrors, far less than a registry could take by answering one request at a time.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 
 impl RegistryArgs {
     /// The settings these flags describe, in the plugin config's shape.
@@ -141,6 +151,40 @@ impl RegistryArgs {
         }
         Ok(Client::new(cfg)?)
     }
+
+    /// The command's overall registry deadline.
+    pub fn deadline(&self) -> Duration {
+        self.deadline.unwrap_or(DEFAULT_DEADLINE)
+    }
+
+    /// Runs the command's registry calls (see [`block_on`]) under its `--deadline`.
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> anyhow::Result<F::Output> {
+        self.block_on_within(self.deadline(), fut)
+    }
+
+    /// Runs the registry calls under `--deadline` only when it is given: for a command whose
+    /// work grows with its input and that bounds each item itself (audit: `--image-deadline`).
+    pub fn block_on_if_asked<F: std::future::Future>(&self, fut: F) -> anyhow::Result<F::Output> {
+        match self.deadline {
+            Some(d) => self.block_on_within(d, fut),
+            None => block_on(fut),
+        }
+    }
+
+    fn block_on_within<F: std::future::Future>(
+        &self,
+        deadline: Duration,
+        fut: F,
+    ) -> anyhow::Result<F::Output> {
+        block_on(async move {
+            tokio::time::timeout(deadline, fut).await.map_err(|_| {
+                anyhow::anyhow!(
+                    "the registry work did not finish within {} (--deadline)",
+                    humantime::format_duration(deadline)
+                )
+            })
+        })?
+    }
 }
 
 /// A secret piped on stdin, without the line end `echo` adds (NFD trims "\n", then "\r").
@@ -167,7 +211,7 @@ pub enum ListFormat {
 
 /// Runs the registry calls of one command on a single-threaded runtime: a CLI run does one
 /// thing at a time, and a thread pool would only add start-up time.
-pub fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
+fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -298,6 +342,21 @@ mod tests {
         let c = s.client_config();
         assert_eq!(c.request_timeout, Duration::from_millis(1500));
         assert_eq!(c.docker_config, Some(PathBuf::from("/auth.json")));
+    }
+
+    #[test]
+    fn the_deadline_defaults_and_ends_the_work() {
+        assert_eq!(parse(&[]).unwrap().r.deadline(), DEFAULT_DEADLINE);
+        let t = parse(&["--deadline", "50ms"]).unwrap();
+        assert_eq!(t.r.deadline(), Duration::from_millis(50));
+        let err =
+            t.r.block_on(async { tokio::time::sleep(Duration::from_secs(5)).await })
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("within 50ms (--deadline)"),
+            "{err}"
+        );
+        assert_eq!(t.r.block_on(async { 7 }).unwrap(), 7);
     }
 
     #[test]

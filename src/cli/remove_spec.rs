@@ -6,7 +6,7 @@ use clap::Args;
 use image_compat::registry::{Digest, RemoveWhich};
 use serde_json::json;
 
-use super::registry::{block_on, registry_error, resolve, ImageArgs, ListFormat, RegistryArgs};
+use super::registry::{registry_error, resolve, ImageArgs, ListFormat, RegistryArgs};
 
 #[derive(Args)]
 pub struct RemoveSpecArgs {
@@ -37,7 +37,7 @@ pub fn run(a: RemoveSpecArgs) -> anyhow::Result<ExitCode> {
     let reference = a.image.reference()?;
     let platform = a.image.platform.platform()?;
     let client = a.registry.client(&reference)?;
-    let removed = block_on(async {
+    let removed = a.registry.block_on(async {
         let resolved = resolve(&client, &reference, &platform).await?;
         client
             .remove_specs(&resolved, &which)

@@ -8,7 +8,7 @@ use image_compat::check::{self, Origin};
 use image_compat::features::{self, discover, Features};
 
 use super::features::HostArgs;
-use super::registry::{block_on, describe, resolve, ImageArgs, RegistryArgs};
+use super::registry::{describe, resolve, ImageArgs, RegistryArgs};
 use super::report;
 use super::{ReportArgs, ReportFormat};
 
@@ -50,7 +50,7 @@ pub fn run(a: ValidateNodeArgs) -> anyhow::Result<ExitCode> {
     // Discovery reads files only; it runs beside the registry round trips, not after them.
     let (features, inspection) = std::thread::scope(|s| {
         let discovery = s.spawn(|| node_features(&a));
-        let inspection = block_on(async {
+        let inspection = a.registry.block_on(async {
             let resolved = resolve(&client, &reference, &platform).await?;
             let reading = super::reading(a.strict);
             Ok::<_, anyhow::Error>(check::inspect_resolved(&client, resolved, reading).await)

@@ -8,7 +8,7 @@ use image_compat::check::document;
 use image_compat::registry::media::ArtifactKind;
 use image_compat::registry::{media, Discovery, ErrorKind, FetchedSpec, Reference, SubjectKind};
 
-use super::registry::{block_on, describe, registry_error, resolve, PlatformArg, RegistryArgs};
+use super::registry::{describe, registry_error, resolve, PlatformArg, RegistryArgs};
 use super::EXIT_ERROR;
 
 #[derive(Args)]
@@ -94,7 +94,7 @@ fn validate_image(image: &str, a: &ValidateSpecArgs) -> anyhow::Result<bool> {
     let reference = Reference::parse(image)?;
     let platform = a.platform.platform()?;
     let client = a.registry.client(&reference)?;
-    let (resolved, fetched) = block_on(async {
+    let (resolved, fetched) = a.registry.block_on(async {
         let resolved = resolve(&client, &reference, &platform).await?;
         let fetched = client.fetch_artifacts_for(&resolved).await;
         Ok::<_, anyhow::Error>((resolved, fetched))

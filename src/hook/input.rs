@@ -153,6 +153,16 @@ pub fn read_bundle_config(bundle: &Path) -> Result<BundleConfig, InputError> {
         }
         Err(e) => return Err(io(e)),
     };
+    parse_bundle_config(&bytes, bundle, &shown)
+}
+
+/// Parses the bytes of `<bundle>/config.json` (read from `shown`) as [`read_bundle_config`] does.
+pub fn parse_bundle_config(
+    bytes: &[u8],
+    bundle: &Path,
+    shown: &str,
+) -> Result<BundleConfig, InputError> {
+    let shown = shown.to_string();
     // serde reads a struct from a JSON array too (`[]` would be an empty spec): refuse what is
     // not an object before either parser sees it.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -161,7 +171,7 @@ pub fn read_bundle_config(bundle: &Path) -> Result<BundleConfig, InputError> {
             message: "not a JSON object".into(),
         });
     }
-    let (annotations, root) = match serde_json::from_slice::<Spec>(&bytes) {
+    let (annotations, root) = match serde_json::from_slice::<Spec>(bytes) {
         Ok(spec) => (
             spec.annotations().clone().unwrap_or_default(),
             spec.root().as_ref().map(|r| r.path().clone()),
@@ -172,7 +182,7 @@ pub fn read_bundle_config(bundle: &Path) -> Result<BundleConfig, InputError> {
                 message,
             };
             let value: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| syntax(e.to_string()))?;
+                serde_json::from_slice(bytes).map_err(|e| syntax(e.to_string()))?;
             let obj = value
                 .as_object()
                 .ok_or_else(|| syntax("not a JSON object".into()))?;

@@ -6,6 +6,7 @@
 //! stays fixed whatever the cluster runs.
 
 mod server;
+mod slots;
 
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;

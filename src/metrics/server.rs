@@ -12,10 +12,10 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use super::slots::Slots;
 use super::{Metrics, MetricsError};
 use crate::nri::Status;
 
@@ -25,7 +25,8 @@ pub const HEALTH_PATH: &str = "/healthz";
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Scrapers and probes are few (Prometheus, the kubelet); past this many open connections a
-/// new one is closed at once rather than letting a misbehaving client use up the plugin.
+/// new one closes the oldest (see `slots`), so a client holding connections can neither use up
+/// the plugin nor keep the probe out.
 const MAX_CONNECTIONS: usize = 32;
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,7 +134,7 @@ impl Server {
     {
         info!(listen = %self.local, "metrics: serving {METRICS_PATH} and {HEALTH_PATH}");
         let health = Arc::new(health);
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let slots = Slots::new(MAX_CONNECTIONS);
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -150,10 +151,10 @@ impl Server {
                     continue;
                 }
             };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                debug!(%peer, "metrics: too many connections, closing a new one");
-                continue;
-            };
+            let (slot, shed) = slots.take();
+            if shed > 0 {
+                debug!(%peer, shed, "metrics: too many connections, closed the oldest");
+            }
             let metrics = metrics.clone();
             let health = health.clone();
             connections.spawn(async move {
@@ -165,10 +166,15 @@ impl Server {
                 http.timer(TokioTimer::new())
                     .header_read_timeout(HEADER_TIMEOUT);
                 let conn = http.serve_connection(TokioIo::new(stream), service);
-                match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
-                    Ok(Err(e)) => debug!(%peer, error = %e, "metrics: connection error"),
-                    Err(_) => debug!(%peer, "metrics: connection closed after its lifetime"),
-                    Ok(Ok(())) => {}
+                tokio::select! {
+                    () = slot.closed.cancelled() => {
+                        debug!(%peer, "metrics: connection closed for a newer one");
+                    }
+                    done = tokio::time::timeout(CONNECTION_LIFETIME, conn) => match done {
+                        Ok(Err(e)) => debug!(%peer, error = %e, "metrics: connection error"),
+                        Err(_) => debug!(%peer, "metrics: connection closed after its lifetime"),
+                        Ok(Ok(())) => {}
+                    },
                 }
                 drop(slot);
             });

@@ -500,3 +500,35 @@ fn health_of_the_plugin() {
     ));
     assert_eq!(Health::of_plugin(&status, true), Health::Ready);
 }
+
+/// A local process holding more connections than the endpoint keeps (idle ones, and ones that
+/// sent half a request) does not keep /healthz from answering, again and again.
+#[tokio::test]
+async fn held_connections_do_not_starve_healthz() {
+    let running = start(Metrics::new(), || Health::Ready).await;
+    let mut held = Vec::new();
+    for i in 0..80 {
+        let mut s = TcpStream::connect(running.addr).await.unwrap();
+        if i % 2 == 0 {
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: te")
+                .await
+                .unwrap();
+        }
+        held.push(s);
+    }
+    for _ in 0..3 {
+        let (status, _, body) = tokio::time::timeout(
+            Duration::from_secs(2),
+            http(running.addr, "GET", HEALTH_PATH),
+        )
+        .await
+        .expect("/healthz answers within 2 s while connections are held");
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+        // The holder takes its connections back between probes.
+        for _ in 0..40 {
+            held.push(TcpStream::connect(running.addr).await.unwrap());
+        }
+    }
+    drop(held);
+    running.stop().await;
+}

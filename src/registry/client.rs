@@ -797,7 +797,10 @@ async fn update_tag_index(
 }
 
 /// The entries of a referrers index that are compatibility artifacts.
-fn compat_entries(index: &serde_json::Value, what: &str) -> Result<Vec<Descriptor>, RegistryError> {
+pub(crate) fn compat_entries(
+    index: &serde_json::Value,
+    what: &str,
+) -> Result<Vec<Descriptor>, RegistryError> {
     let Some(entries) = index.get("manifests").and_then(|m| m.as_array()) else {
         return Ok(Vec::new());
     };
@@ -822,7 +825,7 @@ fn compat_entries(index: &serde_json::Value, what: &str) -> Result<Vec<Descripto
 }
 
 /// The media type of a fetched manifest: its `mediaType`, else the Content-Type, else its shape.
-fn manifest_media_type(m: &FetchedManifest) -> Option<String> {
+pub(crate) fn manifest_media_type(m: &FetchedManifest) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "mediaType")]
@@ -849,7 +852,7 @@ fn manifest_media_type(m: &FetchedManifest) -> Option<String> {
 }
 
 /// Picks the index entry for `platform` (skipping attestation manifests).
-fn select_platform(
+pub(crate) fn select_platform(
     index: &FetchedManifest,
     platform: &Platform,
     reference: &Reference,

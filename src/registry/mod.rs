@@ -36,6 +36,7 @@ mod artifact;
 mod auth;
 mod client;
 mod config;
+pub mod decoders;
 mod error;
 mod hosts;
 pub mod media;

@@ -167,15 +167,24 @@ pub fn load_with(text: &str, limits: &Limits) -> Result<Option<Node>, YamlError>
         ..Builder::default()
     };
     let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, true)
-        .map_err(|e| YamlError::Syntax {
+    // The event stream is driven here, not by `Parser::load`: that recurses once per level of
+    // nesting, whatever the receiver says, so `- - - - ...` (500,000 levels in 1 MiB) overflows
+    // the stack long before the builder's depth limit can stop it. Here the first error ends
+    // the reading, the depth limit included.
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| YamlError::Syntax {
             line: e.marker().line(),
             col: e.marker().col() + 1,
             message: e.info().to_string(),
         })?;
-    if let Some(err) = builder.error {
-        return Err(err);
+        let end = ev == Event::StreamEnd;
+        builder.on_event(ev, mark);
+        if let Some(err) = builder.error.take() {
+            return Err(err);
+        }
+        if end {
+            break;
+        }
     }
     match builder.docs.len() {
         0 => Ok(None),
@@ -771,6 +780,26 @@ mod tests {
             keys,
             vec![("q".to_string(), "3".to_string()), ("p".into(), "1".into())]
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_deep_recursion() {
+        // On a small stack: yaml-rust2's `Parser::load` recursed once per level and overflowed
+        // here (the plugin parses on blocking-pool threads of 2 MiB).
+        let text = format!("a:\n  {}x\n", "- ".repeat(200_000));
+        let flow = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let errors = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || [load(&text).unwrap_err(), load(&flow).unwrap_err()])
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            errors[0].to_string().contains("deeper than 64 levels"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].to_string().contains("line 1"), "{}", errors[1]);
     }
 
     #[test]

@@ -492,3 +492,207 @@ fn config_errors_exit_2() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("missing.yaml"), "{}", stderr(&out));
 }
+
+/// The answer files under `cache/v2/answers`, with the key each holds.
+fn entries(e: &Env) -> Vec<(PathBuf, serde_json::Value)> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(e.path("cache/v2/answers")).expect("answers") {
+        let p = f.expect("entry").path();
+        if let Ok(v) = serde_json::from_slice(&std::fs::read(&p).unwrap_or_default()) {
+            out.push((p, v));
+        }
+    }
+    out
+}
+
+/// The entry whose key names `image`.
+fn entry_of(e: &Env, image: &str) -> (PathBuf, serde_json::Value) {
+    entries(e)
+        .into_iter()
+        .find(|(_, v)| v["key"].as_str().is_some_and(|k| k.contains(image)))
+        .unwrap_or_else(|| panic!("no cache entry for {image}"))
+}
+
+/// A cache directory someone else could have written is not used: another user's, or one that
+/// group or others can write. The hook says so and decides without it, as with a clean cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_directory_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = env().await;
+    let config = e.config("");
+    let cache = e.path("cache");
+    let mut cases = vec![
+        (0o777, None, "others can write it"),
+        (0o770, None, "others can write it"),
+    ];
+    if unsafe { libc::geteuid() } == 0 {
+        cases.push((0o700, Some(65534), "belongs to uid 65534"));
+    }
+    for (mode, owner, why) in cases {
+        let _ = std::fs::remove_dir_all(&cache);
+        std::fs::create_dir(&cache).expect("mkdir");
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        if let Some(uid) = owner {
+            std::os::unix::fs::chown(&cache, Some(uid), Some(uid)).expect("chown");
+        }
+        for (image, want) in [(&e.incompatible.0, 1), (&e.compatible.0, 0)] {
+            let (c, s) = (config.clone(), e.bundle("c-unsafe", crio(image)));
+            let out = blocking(move || hook(&c, &s)).await;
+            let err = stderr(&out);
+            assert_eq!(code(&out), want, "mode {mode:o}: {err}");
+            if want == 0 {
+                assert!(
+                    err.contains("checking without the cache") && err.contains(why),
+                    "mode {mode:o}: {err}"
+                );
+            }
+        }
+        assert!(
+            !cache.join("v2/answers").exists()
+                || std::fs::read_dir(cache.join("v2/answers"))
+                    .expect("ls")
+                    .count()
+                    == 0,
+            "mode {mode:o}: an answer was written to an unsafe cache"
+        );
+    }
+}
+
+/// Entries planted in the cache: a symbolic link (to a file the hook must not touch, or to
+/// /dev/zero), a device, and an answer written under other settings or for another image. None is
+/// followed, read without bound, or served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_cache_entries_are_never_followed_or_served() {
+    let e = env().await;
+    let config = e.config("");
+    let run = |image: &str| {
+        let (c, s) = (config.clone(), e.bundle("c-planted", crio(image)));
+        async move { blocking(move || hook(&c, &s)).await }
+    };
+    assert_eq!(code(&run(&e.compatible.0).await), 0);
+    assert_eq!(code(&run(&e.incompatible.0).await), 1);
+    let (ok_entry, ok_saved) = entry_of(&e, "hook/ok");
+    let (bad_entry, bad_saved) = entry_of(&e, "hook/bad");
+
+    // A link to a file someone cares about: not read, not written through, replaced.
+    let precious = e.path("precious");
+    std::fs::write(&precious, "root-owned contents").expect("write");
+    std::fs::remove_file(&ok_entry).expect("rm");
+    std::os::unix::fs::symlink(&precious, &ok_entry).expect("symlink");
+    let out = run(&e.compatible.0).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains("symbolic link") && field(&err, "answer", "fetched"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).expect("read"),
+        "root-owned contents"
+    );
+    assert!(!std::fs::symlink_metadata(&ok_entry)
+        .expect("entry")
+        .file_type()
+        .is_symlink());
+
+    // A link to /dev/zero, and (as root) a character device in place of the entry: refused at
+    // once, never read until memory runs out.
+    let mut specials = vec!["link"];
+    if unsafe { libc::geteuid() } == 0 {
+        specials.push("device");
+    }
+    for special in specials {
+        std::fs::remove_file(&ok_entry).expect("rm");
+        if special == "link" {
+            std::os::unix::fs::symlink("/dev/zero", &ok_entry).expect("symlink");
+        } else {
+            let c = std::ffi::CString::new(ok_entry.to_str().expect("utf-8")).expect("path");
+            // SAFETY: a valid NUL-terminated path; mknod only creates the node (1,5: zero).
+            assert_eq!(
+                unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 5)) },
+                0
+            );
+        }
+        let started = Instant::now();
+        let out = run(&e.compatible.0).await;
+        let err = stderr(&out);
+        assert_eq!(code(&out), 0, "{special}: {err}");
+        assert!(field(&err, "answer", "fetched"), "{special}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{special}");
+    }
+
+    // The compatible image's answer planted as the incompatible one's: under another scope
+    // (the settings that wrote it), or under another key; both are misses, so the image is
+    // refused as with a clean cache.
+    for (field_name, value) in [
+        ("scope", "someone else's settings"),
+        ("key", "another/image@sha256:00"),
+    ] {
+        let mut planted = bad_saved.clone();
+        planted["answer"] = ok_saved["answer"].clone();
+        planted[field_name] = value.into();
+        std::fs::write(&bad_entry, planted.to_string()).expect("plant");
+        let out = run(&e.incompatible.0).await;
+        assert_eq!(code(&out), 1, "planted {field_name}: {}", stderr(&out));
+    }
+    // The same file with the right scope and key is served (the plant above was real).
+    let mut planted = bad_saved.clone();
+    planted["answer"] = ok_saved["answer"].clone();
+    std::fs::write(&bad_entry, planted.to_string()).expect("plant");
+    let out = run(&e.incompatible.0).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// A bundle whose config.json is a FIFO nobody writes, or /dev/zero: refused at once (size 0 by
+/// its metadata says nothing of what a read returns), decided by onUnknownImage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_json_that_is_not_a_file_never_blocks_the_hook() {
+    let e = env().await;
+    let deny = e.config("onUnknownImage: deny\n");
+    for special in ["fifo", "dev-zero"] {
+        let b = e.path(&format!("bundles/{special}"));
+        std::fs::create_dir_all(&b).expect("mkdir");
+        let config = b.join("config.json");
+        if special == "fifo" {
+            let c = std::ffi::CString::new(config.to_str().expect("utf-8")).expect("path");
+            // SAFETY: a valid NUL-terminated path; mkfifo only creates the FIFO.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &config).expect("symlink");
+        }
+        let state = serde_json::json!({"ociVersion": "1.0.2", "id": special, "status": "creating", "bundle": b}).to_string();
+        let c = deny.clone();
+        let started = Instant::now();
+        let out = blocking(move || hook(&c, &state)).await;
+        let err = stderr(&out);
+        assert!(started.elapsed() < Duration::from_secs(10), "{special}");
+        assert_eq!(code(&out), 1, "{special}: {err}");
+        assert!(
+            err.contains("cannot read the bundle's config.json")
+                && err.contains("(onUnknownImage: deny)"),
+            "{special}: {err}"
+        );
+    }
+}
+
+/// Text from the image author (a rule name with an escape sequence and a line break) reaches
+/// the refusal the runtime shows escaped: one line, no terminal control sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_text_in_a_refusal_is_escaped() {
+    let e = env().await;
+    let spec = "version: v1alpha1\ncompatibilities:\n- rules:\n  - name: \"vfio\\e[31m\\nimage-compat: FAKE all is fine\"\n    matchFeatures:\n    - feature: kernel.loadedmodule\n      matchExpressions:\n        vfio-pci: {op: Exists}\n";
+    let (image, _) = e
+        .reg
+        .push_image_with_spec("hook/escape", "1", Some(spec.as_bytes()))
+        .await;
+    let (c, s) = (e.config(""), e.bundle("c-esc", crio(&image)));
+    let out = blocking(move || hook(&c, &s)).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        err.contains("vfio\\u{1b}[31m\\nimage-compat: FAKE"),
+        "{err}"
+    );
+}

@@ -459,6 +459,72 @@ async fn features_settings_in_the_runtime_config_apply() {
     run.stop().await;
 }
 
+/// While hostile specs (1 MiB of expressions: seconds of reading in this unoptimised build) are
+/// read for some containers, the plugin answers those at its deadline and every other container
+/// at once: the reading runs on the bounded blocking pool, not on the async workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_containers_are_answered_while_hostile_specs_are_read() {
+    let s = Setup::new().await;
+    let (_, make) = crate::hostile_specs::hostile::shapes()
+        .into_iter()
+        .find(|(n, _)| *n == "many-expressions")
+        .expect("shape");
+    let spec = make();
+    let mut hostile = Vec::new();
+    for i in 0..3 {
+        let (name, _) = s
+            .reg
+            .push_image_with_spec(&format!("hostile{i}"), "v1", Some(spec.as_bytes()))
+            .await;
+        hostile.push(name);
+    }
+    let config = Config {
+        deadline: Duration::from_millis(500),
+        ..s.config()
+    };
+    let run = Running::start(config, "").await;
+    // The compatible image's answer is cached before the hostile ones arrive.
+    let ok = run
+        .create("default", &s.images["compatible"])
+        .await
+        .unwrap();
+    assert_eq!(compatible(&ok), Some("true"));
+    let started = Instant::now();
+    let slow = futures::future::join_all(hostile.iter().map(|name| async {
+        let t = Instant::now();
+        let r = run.create("default", name).await;
+        (t.elapsed(), r)
+    }))
+    .await;
+    for (took, r) in &slow {
+        assert!(*took < Duration::from_millis(1500), "took {took:?}: {r:?}");
+        let a = r.as_ref().expect("allowed: no answer within the deadline");
+        assert_eq!(compatible(a), Some("unknown"), "{a:?}");
+    }
+    // The hostile specs are being read now (seconds each in this build, both pool slots and a
+    // queued one): a cached image's decision does not wait for them. (Measured after the
+    // fetches, so that what is measured is the reading, not this build's slow transfer of
+    // 3 MiB through the test registry on the same two workers.)
+    let mut waits = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let ok = run
+            .create("default", &s.images["compatible"])
+            .await
+            .unwrap();
+        assert_eq!(compatible(&ok), Some("true"));
+        waits.push(t.elapsed());
+    }
+    for w in &waits {
+        assert!(
+            *w < Duration::from_millis(300),
+            "a cached image waited {w:?} behind hostile specs: {waits:?}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    run.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_containers_are_rechecked_when_the_features_change() {
     let s = Setup::new().await;

@@ -1,6 +1,7 @@
 //! TLS to a registry: unknown CAs refused, extra CA files and per-host skip-verify honoured.
 //!
-//! The server is `openssl s_server -WWW` serving a manifest file; skipped without openssl.
+//! The server is `openssl s_server -WWW` serving a manifest file (or `-HTTP` serving whole
+//! responses, for auth challenges); skipped without openssl.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -34,6 +35,18 @@ fn openssl(dir: &Path, args: &[&str]) -> bool {
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, and s_server serving `v2/app/...`.
 fn start() -> Option<Server> {
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", "a".repeat(64)), "size": 2},
+        "layers": []
+    });
+    start_serving("-WWW", &[("v2/app/manifests/v1", manifest.to_string())])
+}
+
+/// [`start`] with s_server's `mode` (`-WWW`: files are bodies; `-HTTP`: files are whole HTTP
+/// responses) serving these files (path, content).
+fn start_serving(mode: &str, files: &[(&str, String)]) -> Option<Server> {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     std::fs::write(
@@ -93,14 +106,11 @@ fn start() -> Option<Server> {
             return None;
         }
     }
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", "a".repeat(64)), "size": 2},
-        "layers": []
-    });
-    std::fs::create_dir_all(d.join("v2/app/manifests")).expect("mkdir");
-    std::fs::write(d.join("v2/app/manifests/v1"), manifest.to_string()).expect("write");
+    for (path, content) in files {
+        let p = d.join(path);
+        std::fs::create_dir_all(p.parent().expect("a file in a directory")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
@@ -109,7 +119,7 @@ fn start() -> Option<Server> {
         .args([
             "s_server",
             "-quiet",
-            "-WWW",
+            mode,
             "-cert",
             "server.pem",
             "-key",
@@ -193,4 +203,44 @@ async fn tls_verification_ca_files_and_skip_verify() {
         .resolve(&r, &platform)
         .await
         .expect("trusted through hosts.toml ca");
+}
+
+/// An HTTPS registry whose bearer challenge names a plain-HTTP token service: the configured
+/// credentials are not sent there (nothing even connects to it), and the error says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_go_to_a_plain_http_realm() {
+    use image_compat::registry::{Credentials, RegistryError};
+
+    // Anything the client sent the realm would wait in this listener's backlog.
+    let realm = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let realm_addr = realm.local_addr().expect("addr");
+    realm.set_nonblocking(true).expect("nonblocking");
+    let challenge = format!(
+        "HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{realm_addr}/token\",service=\"reg\",scope=\"repository:app:pull\"\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let Some(server) = start_serving("-HTTP", &[("v2/app/manifests/v1", challenge)]) else {
+        return;
+    };
+    let r = Reference::parse(&format!("{}/app:v1", server.host)).expect("ref");
+    let mut cfg = RegistryConfig {
+        request_timeout: Duration::from_secs(5),
+        ca_files: vec![server.dir.path().join("ca.pem")],
+        ..RegistryConfig::without_credential_files()
+    };
+    cfg.credentials.insert(
+        server.host.clone(),
+        Credentials::Basic {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        },
+    );
+    let err = Client::new(cfg)
+        .expect("client")
+        .resolve(&r, &Platform::parse("linux/amd64").expect("platform"))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RegistryError::InsecureRealm { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert!(err.to_string().contains("clear text"), "{err}");
+    assert!(realm.accept().is_err(), "the client connected to the realm");
 }
