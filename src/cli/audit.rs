@@ -53,7 +53,8 @@ pub struct AuditArgs {
     /// Check against this node too (discovered); the default when no --nodes is given.
     #[arg(long)]
     this_node: bool,
-    /// This node's name in the matrix (default: the host name).
+    /// This node's name in the matrix (default: the config's nodeName, else $NODE_NAME, else
+    /// the host name, as the plugin names it).
     #[arg(long, value_name = "NAME")]
     node_name: Option<String>,
     #[command(flatten)]
@@ -100,7 +101,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         "audit reads credentials from the auth files only (--auth-file, ~/.docker/config.json): \
          its images may be in many registries"
     );
-    let nodes = Arc::new(load_nodes(&a)?);
+    let nodes = Arc::new(load_nodes(&a, &config)?);
     let tags = if a.tags.is_empty() {
         config.tags.clone()
     } else {
@@ -158,7 +159,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn load_nodes(a: &AuditArgs) -> anyhow::Result<Vec<Node>> {
+fn load_nodes(a: &AuditArgs, config: &Config) -> anyhow::Result<Vec<Node>> {
     let platform = a.platform.explicit()?;
     let mut nodes = Vec::new();
     for path in &a.nodes {
@@ -166,7 +167,7 @@ fn load_nodes(a: &AuditArgs) -> anyhow::Result<Vec<Node>> {
     }
     if a.this_node || a.nodes.is_empty() {
         let features: Features = discover(&a.host.discover_options());
-        let name = a.node_name.clone().unwrap_or_else(host_name);
+        let name = a.node_name.clone().unwrap_or_else(|| config.node_name());
         nodes.push(Node {
             name,
             origin: "this node".into(),
@@ -176,14 +177,6 @@ fn load_nodes(a: &AuditArgs) -> anyhow::Result<Vec<Node>> {
     }
     audit::nodes::check_unique(&nodes)?;
     Ok(nodes)
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "this-node".into())
 }
 
 /// The images named, listed, in the pod list and in containerd, once each.

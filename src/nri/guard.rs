@@ -12,7 +12,9 @@ use tracing::{debug, info, warn};
 use super::handler::{Handler, HandlerError, Rejection};
 use super::recent::Recent;
 use super::running::{Recheck, Running};
-use super::types::{Adjustment, ConfigureInfo, Container, Event, EventSet, PodSandbox, Validation};
+use super::types::{
+    Adjustment, ConfigureInfo, Container, ContainerState, Event, EventSet, PodSandbox, Validation,
+};
 use crate::check::{image_of, Compat};
 use crate::hook::image::{CONTAINER_NAME, CRI_CONTAINER_NAME};
 use crate::policy::{Decided, Gate, Subject};
@@ -107,21 +109,21 @@ impl Guard {
             return r;
         };
         for t in self.running.snapshot() {
-            let d = gate.admit(subject(&t.pod, &t.container)).await;
+            let d = gate.admit(t.subject).await;
             let Some(v) = &d.verdict else { continue };
             r.checked += 1;
             let now = v.compat();
             if now == Compat::Incompatible {
                 *r.incompatible.entry(d.image.clone()).or_default() += 1;
             }
-            let before = self.running.record(&t.container.id, now);
+            let before = self.running.record(&t.id, now);
             match (before, now) {
                 (Some(Compat::Incompatible), Compat::Incompatible) => {}
                 (_, Compat::Incompatible) => warn!(
                     pod = d.pod.as_str(),
                     container = d.container.as_str(),
                     image = d.image.as_str(),
-                    reason = crate::untrusted::escape(&v.reason()).to_string(),
+                    reason = v.reason().as_str(),
                     "running container is not compatible with this node (any more)"
                 ),
                 (Some(Compat::Incompatible), _) => info!(
@@ -287,7 +289,22 @@ impl Handler for Guard {
             containers = containers.len(),
             "synchronize: prefetching"
         );
-        self.running.sync(&pods, &containers);
+        // The containers that run or are about to, as the gate sees them.
+        let pod_of: std::collections::HashMap<&str, &PodSandbox> =
+            pods.iter().map(|p| (p.id.as_str(), p)).collect();
+        let none = PodSandbox::default();
+        self.running.sync(
+            containers
+                .iter()
+                .filter(|c| matches!(c.state, ContainerState::Running | ContainerState::Created))
+                .map(|c| {
+                    let pod = pod_of
+                        .get(c.pod_sandbox_id.as_str())
+                        .copied()
+                        .unwrap_or(&none);
+                    (c.id.clone(), subject(pod, c))
+                }),
+        );
         self.prefetch(&containers).await;
     }
 
@@ -308,7 +325,7 @@ impl Handler for Guard {
         if let Some(r) = refused {
             return Err(r);
         }
-        self.running.add(pod, ctr);
+        self.running.add(&ctr.id, subject(pod, ctr));
         let mut adj = Adjustment::default();
         for (k, v) in d.decision.annotations {
             adj = adj.annotate(k, v);

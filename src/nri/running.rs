@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::types::{Container, ContainerState, PodSandbox};
 use crate::check::Compat;
+use crate::policy::Subject;
 
-/// Containers past their creation check, by id, with the last verdict a re-check gave.
+/// Containers past their creation check, by id: what the gate needs to decide about each
+/// again, and the last verdict a re-check gave.
 #[derive(Default)]
 pub struct Running {
     containers: Mutex<HashMap<String, Tracked>>,
@@ -15,8 +16,8 @@ pub struct Running {
 
 #[derive(Clone)]
 pub struct Tracked {
-    pub pod: PodSandbox,
-    pub container: Container,
+    pub id: String,
+    pub subject: Subject,
     /// The verdict of the last re-check (None: not re-checked yet).
     pub last: Option<Compat>,
 }
@@ -36,50 +37,33 @@ impl Running {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A container the runtime is creating or runs (its pod as the runtime sent it).
-    pub fn add(&self, pod: &PodSandbox, container: &Container) {
-        if container.id.is_empty() {
+    /// A container the runtime is creating or runs.
+    pub fn add(&self, id: &str, subject: Subject) {
+        if id.is_empty() {
             return;
         }
-        self.lock().insert(
-            container.id.clone(),
-            Tracked {
-                pod: pod.clone(),
-                container: container.clone(),
-                last: None,
-            },
-        );
+        let t = Tracked {
+            id: id.to_string(),
+            subject,
+            last: None,
+        };
+        self.lock().insert(id.to_string(), t);
     }
 
-    /// What Synchronize reports (every container, at each connection): the containers that
-    /// run (or are about to), with their pods, replace what was kept, so that stops missed
-    /// while disconnected do not linger. (A container created in the moment between the
-    /// runtime's snapshot and this call is dropped until its next creation; the window is the
-    /// connection's first milliseconds.)
-    pub fn sync(&self, pods: &[PodSandbox], containers: &[Container]) {
-        let by_id: HashMap<&str, &PodSandbox> = pods.iter().map(|p| (p.id.as_str(), p)).collect();
-        let none = PodSandbox::default();
+    /// What Synchronize reports (every container that runs or is about to, at each
+    /// connection) replaces what was kept, so that stops missed while disconnected do not
+    /// linger; a container kept before keeps its last verdict. (A container created in the
+    /// moment between the runtime's snapshot and this call is dropped until its next
+    /// creation; the window is the connection's first milliseconds.)
+    pub fn sync(&self, running: impl IntoIterator<Item = (String, Subject)>) {
         let mut kept = self.lock();
         let previous = std::mem::take(&mut *kept);
-        for c in containers {
-            if c.id.is_empty()
-                || !matches!(c.state, ContainerState::Running | ContainerState::Created)
-            {
+        for (id, subject) in running {
+            if id.is_empty() {
                 continue;
             }
-            let pod = by_id
-                .get(c.pod_sandbox_id.as_str())
-                .copied()
-                .unwrap_or(&none);
-            let last = previous.get(&c.id).and_then(|t| t.last);
-            kept.insert(
-                c.id.clone(),
-                Tracked {
-                    pod: pod.clone(),
-                    container: c.clone(),
-                    last,
-                },
-            );
+            let last = previous.get(&id).and_then(|t| t.last);
+            kept.insert(id.clone(), Tracked { id, subject, last });
         }
     }
 
@@ -112,36 +96,29 @@ impl Running {
 mod tests {
     use super::*;
 
-    fn ctr(id: &str, state: ContainerState) -> Container {
-        Container {
-            id: id.into(),
-            pod_sandbox_id: "p".into(),
-            state,
-            ..Container::default()
+    fn subject(pod: &str) -> Subject {
+        Subject {
+            namespace: "ns".into(),
+            pod: pod.into(),
+            container: "c".into(),
+            image: Err("none".into()),
         }
     }
 
     #[test]
     fn synchronize_replaces_and_events_remove() {
         let r = Running::default();
-        let pod = PodSandbox {
-            id: "p".into(),
-            name: "web".into(),
-            ..PodSandbox::default()
-        };
-        r.add(&pod, &ctr("gone", ContainerState::Created));
-        r.add(&pod, &ctr("a", ContainerState::Created));
+        r.add("gone", subject("ns/web"));
+        r.add("a", subject("ns/web"));
+        r.add("", subject("ns/web"));
+        assert_eq!(r.len(), 2);
         assert_eq!(r.record("a", Compat::Incompatible), None);
         // A reconnection: the runtime reports what it has; "gone" stopped meanwhile.
-        r.sync(
-            std::slice::from_ref(&pod),
-            &[
-                ctr("a", ContainerState::Running),
-                ctr("b", ContainerState::Running),
-                ctr("done", ContainerState::Stopped),
-            ],
-        );
-        let mut ids: Vec<String> = r.snapshot().into_iter().map(|t| t.container.id).collect();
+        r.sync([
+            ("a".to_string(), subject("ns/web")),
+            ("b".to_string(), subject("ns/db")),
+        ]);
+        let mut ids: Vec<String> = r.snapshot().into_iter().map(|t| t.id).collect();
         ids.sort();
         assert_eq!(ids, ["a", "b"]);
         // The verdict seen before the reconnection is kept: no second "became incompatible".
@@ -149,12 +126,8 @@ mod tests {
             r.record("a", Compat::Incompatible),
             Some(Compat::Incompatible)
         );
-        let b = r
-            .snapshot()
-            .into_iter()
-            .find(|t| t.container.id == "b")
-            .unwrap();
-        assert_eq!(b.pod.name, "web");
+        let b = r.snapshot().into_iter().find(|t| t.id == "b").unwrap();
+        assert_eq!(b.subject.pod, "ns/db");
         r.remove("b");
         assert_eq!(r.len(), 1);
     }
