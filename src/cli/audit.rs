@@ -382,17 +382,17 @@ fn table(out: &mut impl Write, m: &Matrix) -> std::io::Result<()> {
                 .unwrap_or(2)
         })
         .collect();
-    write!(out, "{:first$}", "IMAGE")?;
-    for (h, w) in headers.iter().zip(&widths) {
-        write!(out, "  {h:w$}")?;
-    }
-    writeln!(out)?;
-    for (image, cells) in &rows {
-        write!(out, "{image:first$}")?;
+    // Columns padded to their width; no padding after the last one.
+    let line = |first_cell: &str, cells: &[String]| {
+        let mut l = format!("{first_cell:first$}");
         for (c, w) in cells.iter().zip(&widths) {
-            write!(out, "  {c:w$}")?;
+            l.push_str(&format!("  {c:w$}"));
         }
-        writeln!(out)?;
+        l.trim_end().to_string()
+    };
+    writeln!(out, "{}", line("IMAGE", &headers))?;
+    for (image, cells) in &rows {
+        writeln!(out, "{}", line(image, cells))?;
     }
     if !notes.is_empty() {
         writeln!(out)?;

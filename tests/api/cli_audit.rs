@@ -342,6 +342,10 @@ async fn the_table_names_the_failing_rule_and_sums_up() {
     let table = text(&out.stdout);
     let lines: Vec<&str> = table.lines().collect();
     assert!(
+        lines.iter().all(|l| *l == l.trim_end()),
+        "trailing blanks:\n{table}"
+    );
+    assert!(
         lines[0].starts_with("IMAGE") && lines[0].contains("gpu-node"),
         "{table}"
     );
