@@ -322,16 +322,30 @@ async fn external_plugin_survives_a_restart(flavor: Flavor, version_prefix: &str
         stopped_at.elapsed()
     );
     std::thread::sleep(Duration::from_secs(1));
+    // A redial while the old containerd is still exiting can connect (the kernel queues it on
+    // the listening socket) and then be closed unregistered: that adds a connection, not a
+    // registration. What must hold is that the plugin registers with the new containerd.
+    let before = status.get().registrations;
+    assert_eq!(before, 1, "{:?}", status.get());
     let restarted_at = Instant::now();
     ctd.start();
     let back = wait_status(&mut status, "resynchronization", |s| {
-        s.reconnects == 1 && s.phase == Phase::Synchronized
+        s.registrations > before && s.phase == Phase::Synchronized
     })
     .await;
     let s = status.get();
     println!("containerd restarted; plugin synchronized again {back:?} after the restart ({:?} since start): {s:?}", restarted_at.elapsed());
-    assert_eq!(s.registrations, 2);
-    assert_eq!(recorder.configs.lock().expect("test lock").len(), 2);
+    assert!(s.reconnects >= 1, "{s:?}");
+    let configs = recorder.configs.lock().expect("test lock").clone();
+    assert_eq!(
+        configs.len() as u64,
+        s.registrations,
+        "one Configure per registration: {configs:?}"
+    );
+    assert!(
+        configs.iter().all(|c| c.runtime_name == "containerd"),
+        "{configs:?}"
+    );
 
     stop_tx.send(()).expect("plugin running");
     timeout(WAIT, running)
