@@ -15,11 +15,8 @@ fn main() -> ExitCode {
     match cli::run(args.command) {
         Ok(code) => code,
         Err(err) => {
-            // Errors carry what registries and files said: shown escaped.
-            eprintln!(
-                "image-compat: error: {}",
-                image_compat::untrusted::escape(&cli::render_error(&err))
-            );
+            // Errors carry what registries and files said: each line shown escaped.
+            eprintln!("image-compat: error: {}", cli::error_lines(&err).join("\n"));
             ExitCode::from(cli::EXIT_ERROR)
         }
     }

@@ -13,6 +13,11 @@ pub const MAX_JOBS: usize = 2;
 
 static JOBS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(MAX_JOBS)));
 
+/// Slots taken now (jobs running, in this process).
+pub fn busy() -> usize {
+    MAX_JOBS - JOBS.available_permits()
+}
+
 /// Runs `f` on the blocking pool once one of the [`MAX_JOBS`] slots is free. The slot is held
 /// by the job itself, so a caller that stops waiting (its deadline) does not free it early.
 pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

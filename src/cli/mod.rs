@@ -171,6 +171,27 @@ pub fn init_logging(args: &LogArgs) {
 }
 
 /// The error and its causes on one line, without repeating a cause already in the message.
+/// The error as stderr shows it, each line escaped: a spec's located errors one per line under
+/// a heading (as `validate-spec` prints them), anything else on one line.
+pub fn error_lines(err: &anyhow::Error) -> Vec<String> {
+    use image_compat::untrusted::escape;
+    if let Some(image_compat::spec::SpecError::Invalid {
+        origin,
+        diagnostics,
+    }) = err.downcast_ref()
+    {
+        let mut lines = vec![format!("{}: invalid compatibility spec:", escape(origin))];
+        lines.extend(
+            diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| format!("  {}", escape(&d.display_in(origin)))),
+        );
+        return lines;
+    }
+    vec![escape(&render_error(err)).to_string()]
+}
+
 pub fn render_error(err: &anyhow::Error) -> String {
     let mut out = err.to_string();
     for cause in err.chain().skip(1) {

@@ -9,8 +9,9 @@ use crate::features::{archspec, labels};
 use crate::spec::diag::{Diagnostic, Diags, Severity};
 use crate::yaml::{self, Node, NodeKind, Pos};
 
-/// Largest document read: a Proposal F document is a few hundred bytes.
-pub const MAX_BYTES: usize = 1 << 20;
+/// Largest document read (a Proposal F document is a few hundred bytes): the bound of NFD's
+/// specs, the other artifact layer read on the request path.
+pub const MAX_BYTES: usize = crate::spec::MAX_BYTES;
 
 /// A compatibility document, in document order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -80,7 +81,7 @@ pub enum CompatError {
         origin: String,
         problems: Vec<Problem>,
     },
-    #[error("{origin}: larger than {MAX_BYTES} bytes")]
+    #[error("{origin}: larger than {MAX_BYTES} bytes (256 KiB), the most image-compat reads")]
     TooLarge { origin: String },
 }
 

@@ -357,6 +357,15 @@ impl Config {
         if self.cache.max_entries == 0 {
             return Err(invalid("cache.maxEntries must be at least 1".into()));
         }
+        if let Some(n) = self.registry.max_spec_bytes {
+            if n > crate::registry::DEFAULT_MAX_SPEC_BYTES {
+                return Err(invalid(format!(
+                    "registry.maxSpecBytes: {n} is more than {} (256 KiB), the largest spec \
+                     image-compat reads; it may only lower that",
+                    crate::registry::DEFAULT_MAX_SPEC_BYTES
+                )));
+            }
+        }
         for p in &self.exempt_images {
             globset::Glob::new(p)
                 .map_err(|e| invalid(format!("exemptImages: bad pattern {p:?}: {e}")))?;
@@ -464,6 +473,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("deadline"), "{err}");
+        let err = Config::parse("registry: {maxSpecBytes: 1048576}\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("registry.maxSpecBytes: 1048576"), "{err}");
+        assert!(Config::parse("registry: {maxSpecBytes: 4096}\n", "c.yaml").is_ok());
         let err = Config::parse("exemptImages: ['[']\n", "c.yaml")
             .unwrap_err()
             .to_string();

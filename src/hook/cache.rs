@@ -37,7 +37,7 @@ use crate::untrusted::{read_file, Links};
 /// Layout version: a changed entry format gets a new directory, so old and new hooks (during
 /// an upgrade) never read each other's entries.
 const LAYOUT: &str = "v2";
-/// Largest entry read back: a spec is capped by `registry.maxSpecBytes` (1 MiB by default), and
+/// Largest entry read back: a spec is at most 256 KiB (`spec::MAX_BYTES`), and
 /// an entry holds one spec as JSON text.
 const MAX_ENTRY_BYTES: u64 = 8 << 20;
 /// Temporary files older than this were left by a killed writer.

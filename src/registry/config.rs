@@ -87,8 +87,9 @@ pub struct RegistryConfig {
 
 /// 4 MiB: the manifest size the distribution spec says clients should support.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
-/// 1 MiB: a compatibility spec is a few KiB of YAML; far more is a mistake or an attack.
-pub const DEFAULT_MAX_SPEC_BYTES: u64 = 1024 * 1024;
+/// 256 KiB, the most the spec reader takes (`spec::MAX_BYTES`): a compatibility spec is a
+/// few KiB of YAML; far more is a mistake or an attack.
+pub const DEFAULT_MAX_SPEC_BYTES: u64 = crate::spec::MAX_BYTES as u64;
 
 impl Default for RegistryConfig {
     fn default() -> Self {
@@ -161,7 +162,7 @@ mod tests {
     fn defaults() {
         let c = RegistryConfig::without_credential_files();
         assert_eq!(c.max_manifest_bytes, 4 << 20);
-        assert_eq!(c.max_spec_bytes, 1 << 20);
+        assert_eq!(c.max_spec_bytes, 256 << 10);
         assert!(c.docker_config.is_none());
         assert!(!c.is_plain_http("localhost:5000"));
     }

@@ -1,6 +1,6 @@
 //! What one spec may cost: expressions, values and regexes when it is compiled, steps when it is
 //! evaluated. Specs come from registries anyone can push to; these bounds keep a hostile one
-//! (1 MiB of any shape) to milliseconds and megabytes. NFD bounds none of this: a spec that
+//! (up to `spec::MAX_BYTES`, of any shape) to milliseconds and megabytes. NFD bounds none of this: a spec that
 //! exceeds them is refused here (a deliberate difference, far above any realistic spec).
 
 use std::cell::Cell;
@@ -29,7 +29,9 @@ impl Default for Limits {
             max_expressions: 50_000,
             max_values: 200_000,
             max_regexes: 4_096,
-            max_regex_bytes: 8 << 20,
+            // As much as the largest single pattern: compiling is the costly part of reading a
+            // spec of many patterns (2 MiB of them, ~15 ms in release), and a real spec has a few.
+            max_regex_bytes: 2 << 20,
             max_regex_nfa_bytes: 2 << 20,
             max_steps: 1_000_000,
         }

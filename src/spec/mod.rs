@@ -10,8 +10,28 @@ pub use types::*;
 
 use crate::rules::{CompiledSpec, Limits};
 
+/// The largest spec read, in bytes (256 KiB). NFD's own examples are 1-2 KiB and a spec of a
+/// hundred sets some tens; the bound keeps the reading of any spec (parse, compile, validate
+/// and evaluate) within 100 ms and 64 MiB (issue 12; BENCHMARKS.md, "Hostile specs"), which
+/// 1 MiB of YAML is not. `registry.maxSpecBytes` may lower it, not raise it.
+pub const MAX_BYTES: usize = 256 << 10;
+
+/// What the YAML reader may build from a spec: no more than a document of [`MAX_BYTES`] could
+/// hold written out (every node takes at least two bytes, `x,`; text never grows when
+/// unescaped), so aliases cannot make a small spec cost more than the largest one.
+const YAML_LIMITS: crate::yaml::Limits = crate::yaml::Limits {
+    max_nodes: MAX_BYTES / 2,
+    max_text_bytes: MAX_BYTES,
+    ..crate::yaml::Limits::DEFAULT
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    #[error(
+        "{origin}: too large: {bytes} bytes; image-compat reads specs of at most {} bytes (256 KiB)",
+        MAX_BYTES
+    )]
+    TooLarge { origin: String, bytes: usize },
     #[error("{origin}: not valid YAML or JSON: {source}")]
     Syntax {
         origin: String,
@@ -97,7 +117,13 @@ pub fn check(text: &str, origin: &str) -> Result<Checked, SpecError> {
 }
 
 fn check_within(text: &str, origin: &str, limits: &Limits) -> Result<Checked, SpecError> {
-    let root = crate::yaml::load(text).map_err(|source| SpecError::Syntax {
+    if text.len() > MAX_BYTES {
+        return Err(SpecError::TooLarge {
+            origin: origin.to_string(),
+            bytes: text.len(),
+        });
+    }
+    let root = crate::yaml::load_with(text, &YAML_LIMITS).map_err(|source| SpecError::Syntax {
         origin: origin.to_string(),
         source,
     })?;

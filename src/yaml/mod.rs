@@ -139,15 +139,19 @@ pub struct Limits {
     pub max_depth: usize,
 }
 
+impl Limits {
+    /// Far above what any config or features file needs, far below what exhausts a node.
+    /// Specs are read within tighter ones (`spec::MAX_BYTES`).
+    pub const DEFAULT: Limits = Limits {
+        max_nodes: 400_000,
+        max_text_bytes: 8 << 20,
+        max_depth: 64,
+    };
+}
+
 impl Default for Limits {
-    /// Far above what any spec, config or features file needs (a 1 MiB spec of 29,000
-    /// expressions is ~180,000 nodes), far below what exhausts a node.
     fn default() -> Self {
-        Limits {
-            max_nodes: 400_000,
-            max_text_bytes: 8 << 20,
-            max_depth: 64,
-        }
+        Limits::DEFAULT
     }
 }
 

@@ -197,3 +197,49 @@ fn validate_spec_exit_codes() {
         "{stdout}"
     );
 }
+
+/// A refused spec's errors are shown one per line under a heading, each escaped on its own
+/// line (a rule name cannot start a line or drive the terminal); a spec over the bound is
+/// refused for its size.
+#[test]
+fn a_refused_spec_shows_its_errors_one_per_line_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("two.yaml");
+    std::fs::write(
+        &spec,
+        "version: v1alpha1\ncompatibilities:\n- rules:\n  - name: \"evil\\nimage-compat: error: forged\\e[31m\"\n    matchFeatures:\n    - feature: cpu.model\n      matchExpressions:\n        vendor_id: {op: Inn}\n  - name: second\n    matchFeatures:\n    - feature: cpu.model\n      matchExpressions:\n        family: {op: Gt, value: [x]}\n",
+    )
+    .unwrap();
+    let spec = spec.display().to_string();
+    let out = evaluate(&spec, "examples/features/intel-vm.json", &["--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("image-compat: error: {spec}: invalid compatibility spec:"),
+        "{err}"
+    );
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[1..].iter().all(|l| l.starts_with("  ")), "{err}");
+    assert!(lines[1].contains("invalid Op \"Inn\""), "{err}");
+    assert!(lines[2].contains("rules[1](\"second\")"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("evil\\nimage-compat"), "{err}");
+
+    let big = tmp.path().join("big.yaml");
+    let mut body = "version: v1alpha1\ncompatibilities: []\n".to_string();
+    body.push_str(&format!("#{}\n", "x".repeat(300 << 10)));
+    std::fs::write(&big, &body).unwrap();
+    let out = evaluate(
+        &big.display().to_string(),
+        "examples/features/intel-vm.json",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("too large: {} bytes", body.len())) && err.contains("262144"),
+        "{err}"
+    );
+}

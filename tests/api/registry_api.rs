@@ -529,9 +529,10 @@ async fn oversized_specs_and_manifests_are_refused() {
     let client = client_for(&reg);
     let r = reference(&reg, "app:v1");
 
-    // The descriptor already says it is too big: refused without a blob request.
+    // The descriptor already says it is too big (512 KiB, over the default 256 KiB): refused
+    // without a blob request.
     let mut big = artifact(&reg, &image, SPEC, Some("2025-01-01T00:00:00Z"));
-    big["layers"][0]["size"] = (2 * 1024 * 1024).into();
+    big["layers"][0]["size"] = (512 * 1024).into();
     let big_desc = reg.put_artifact("app", &big);
     reg.clear_log();
     let err = client.fetch_spec(&r, &amd64()).await.expect_err("too big");
@@ -547,7 +548,7 @@ async fn oversized_specs_and_manifests_are_refused() {
     );
     assert!(!reg.requests().iter().any(|l| l.path.contains("/blobs/")));
 
-    // The descriptor lies; the server sends 2 MiB, with and without Content-Length.
+    // The descriptor lies; the server sends 512 KiB, with and without Content-Length.
     let digest = big_desc["digest"].as_str().unwrap_or_default().to_string();
     reg.behave(|b| {
         b.deletes = true;
@@ -563,14 +564,13 @@ async fn oversized_specs_and_manifests_are_refused() {
     reg.put_artifact("app", &small);
     for (chunked, seen) in [(false, "Content-Length"), (true, "body read so far")] {
         reg.behave(|b| {
-            b.oversize_blobs
-                .insert(sha256(SPEC), (2 * 1024 * 1024, chunked));
+            b.oversize_blobs.insert(sha256(SPEC), (512 * 1024, chunked));
         });
         let err = client.fetch_spec(&r, &amd64()).await.expect_err("too big");
         match &err {
             RegistryError::TooLarge { seen_in, limit, .. } => {
                 assert_eq!(*seen_in, seen);
-                assert_eq!(*limit, 1024 * 1024);
+                assert_eq!(*limit, 256 * 1024);
             }
             other => panic!("expected TooLarge, got {other}"),
         }
