@@ -32,8 +32,8 @@ use super::Features;
 /// The feature holding the node's archspec target.
 pub const ARCHSPEC_FEATURE: &str = "compat.io.archspec";
 
-/// Largest declaration file read.
-const MAX_DECLARATION_BYTES: u64 = 1 << 20;
+/// Largest declaration file read: a Proposal F document, read as artifacts are.
+const MAX_DECLARATION_BYTES: u64 = crate::compat::MAX_BYTES as u64;
 
 /// Discovers the compat source's features.
 pub(crate) fn discover(roots: &HostRoots, declared: Option<&std::path::Path>) -> Features {
