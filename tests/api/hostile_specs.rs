@@ -79,8 +79,8 @@ fn the_issue_shapes_are_refused_or_evaluated_in_bounded_time() {
     }
 }
 
-/// Every shape at 1 MiB (the old bound: up to 382 ms and 109 MiB in release, BENCHMARKS.md) is refused
-/// for its size alone, before the YAML reader sees it; at the bound itself it is read.
+/// Every shape at 1 MiB (the old bound: up to 382 ms and 109 MiB in release, BENCHMARKS.md) is
+/// refused for its size alone, before the YAML reader sees it; at the bound itself it is read.
 #[test]
 fn specs_over_the_bound_are_refused_for_their_size() {
     let mut grown = 0;
