@@ -49,6 +49,8 @@ for t in "${targets[@]}"; do
   seed "$t"
   mkdir -p "fuzz/artifacts/$t"
   log=$(mktemp)
+  # Built first, so that the seconds printed are the fuzzing's alone.
+  cargo +nightly fuzz build "$t" >"$log" 2>&1 || { cat "$log"; exit 1; }
   start=$(date +%s)
   # -rss_limit_mb: a spec of any shape must stay well under 64 MiB; 512 leaves room for
   # libFuzzer's own bookkeeping while still catching an unbounded expansion.
