@@ -170,7 +170,6 @@ pub fn init_logging(args: &LogArgs) {
     }
 }
 
-/// The error and its causes on one line, without repeating a cause already in the message.
 /// The error as stderr shows it, each line escaped: a spec's located errors one per line under
 /// a heading (as `validate-spec` prints them), anything else on one line.
 pub fn error_lines(err: &anyhow::Error) -> Vec<String> {
@@ -192,6 +191,7 @@ pub fn error_lines(err: &anyhow::Error) -> Vec<String> {
     vec![escape(&render_error(err)).to_string()]
 }
 
+/// The error and its causes on one line, without repeating a cause already in the message.
 pub fn render_error(err: &anyhow::Error) -> String {
     let mut out = err.to_string();
     for cause in err.chain().skip(1) {

@@ -1,7 +1,8 @@
 //! What one spec may cost: expressions, values and regexes when it is compiled, steps when it is
 //! evaluated. Specs come from registries anyone can push to; these bounds keep a hostile one
-//! (up to `spec::MAX_BYTES`, of any shape) to milliseconds and megabytes. NFD bounds none of this: a spec that
-//! exceeds them is refused here (a deliberate difference, far above any realistic spec).
+//! (up to `spec::MAX_BYTES`, of any shape) to milliseconds and megabytes. NFD bounds none of
+//! this: a spec that exceeds them is refused here (a deliberate difference, far above any
+//! realistic spec).
 
 use std::cell::Cell;
 

@@ -11,14 +11,15 @@ pub use types::*;
 use crate::rules::{CompiledSpec, Limits};
 
 /// The largest spec read, in bytes (256 KiB). NFD's own examples are 1-2 KiB and a spec of a
-/// hundred sets some tens; the bound keeps the reading of any spec (parse, compile, validate
+/// hundred sets some tens of KiB; the bound keeps the reading of any spec (parse, compile, validate
 /// and evaluate) within 100 ms and 64 MiB (issue 12; BENCHMARKS.md, "Hostile specs"), which
 /// 1 MiB of YAML is not. `registry.maxSpecBytes` may lower it, not raise it.
 pub const MAX_BYTES: usize = 256 << 10;
 
-/// What the YAML reader may build from a spec: no more than a document of [`MAX_BYTES`] could
-/// hold written out (every node takes at least two bytes, `x,`; text never grows when
-/// unescaped), so aliases cannot make a small spec cost more than the largest one.
+/// What the YAML reader may build from a spec, aliases expanded: about what a document of
+/// [`MAX_BYTES`] holds written out (a node takes two bytes, `x,`, but for the implicit nulls
+/// of a flow map's bare keys; text never grows when unescaped), so that aliases cannot make a
+/// small spec cost more than the largest one.
 const YAML_LIMITS: crate::yaml::Limits = crate::yaml::Limits {
     max_nodes: MAX_BYTES / 2,
     max_text_bytes: MAX_BYTES,
