@@ -358,11 +358,11 @@ impl Config {
             return Err(invalid("cache.maxEntries must be at least 1".into()));
         }
         if let Some(n) = self.registry.max_spec_bytes {
-            if n > crate::registry::DEFAULT_MAX_SPEC_BYTES {
+            if n > crate::spec::MAX_BYTES as u64 {
                 return Err(invalid(format!(
                     "registry.maxSpecBytes: {n} is more than {} (256 KiB), the largest spec \
                      image-compat reads; it may only lower that",
-                    crate::registry::DEFAULT_MAX_SPEC_BYTES
+                    crate::spec::MAX_BYTES
                 )));
             }
         }

@@ -382,4 +382,12 @@ compatibilities:
         assert!(checked.is_valid(), "{:#?}", checked.diagnostics);
         assert_eq!(checked.diagnostics, vec![]);
     }
+
+    #[test]
+    fn the_registry_fetches_no_more_than_the_reader_takes() {
+        assert_eq!(
+            crate::registry::DEFAULT_MAX_SPEC_BYTES,
+            crate::spec::MAX_BYTES as u64
+        );
+    }
 }
