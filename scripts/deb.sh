@@ -21,6 +21,8 @@
 #   /usr/share/doc/image-compat/                copyright (DEP-5), changelog, README
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/release.sh
+source "$here/scripts/lib/release.sh"
 umask 022
 
 bin="" out=$here/target/deb
@@ -28,15 +30,12 @@ while [ $# -gt 0 ]; do
   case $1 in
     --binary) bin=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) ic_usage "$0"; exit 0 ;;
     *) echo "deb.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-if [ -z "$bin" ]; then
-  (cd "$here" && cargo build --release --locked --bin image-compat >&2)
-  bin=$here/target/release/image-compat
-fi
-version=$(awk -F'"' '/^version = /{print $2; exit}' "$here/Cargo.toml")
+bin=$(ic_release_binary "$here" "$bin")
+version=$(ic_release_version "$here")
 arch=$(dpkg --print-architecture)
 pkg=image-compat
 r=$out/root

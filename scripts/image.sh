@@ -12,6 +12,8 @@
 # The binary in the image is stripped of debug info (a debug build works for tests).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/release.sh
+source "$here/scripts/lib/release.sh"
 # Modes of what the image gets do not depend on the caller.
 umask 022
 
@@ -35,7 +37,7 @@ rootfs() {
   printf 'root:x:0:\n' >"$dir/etc/group"
   # glibc's default without this file asks DNS before /etc/hosts.
   printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$dir/etc/nsswitch.conf"
-  version=$(awk -F'"' '/^version = /{print $2; exit}' "$here/Cargo.toml")
+  version=$(ic_release_version "$here")
   cat >"$dir/etc/os-release" <<EOF
 PRETTY_NAME="image-compat $version (no distribution: one binary and the Debian 12 libraries it links)"
 NAME="image-compat"
@@ -51,20 +53,17 @@ if [ "${1:-}" = rootfs ]; then
   exit 0
 fi
 
-bin="" out=$here/target/image name=image-compat:$(awk -F'"' '/^version = /{print $2; exit}' "$here/Cargo.toml")
+bin="" out=$here/target/image name=image-compat:$(ic_release_version "$here")
 while [ $# -gt 0 ]; do
   case $1 in
     --binary) bin=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --name) name=$2; shift 2 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) ic_usage "$0"; exit 0 ;;
     *) echo "image.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-if [ -z "$bin" ]; then
-  (cd "$here" && cargo build --release --locked --bin image-compat >&2)
-  bin=$here/target/release/image-compat
-fi
+bin=$(ic_release_binary "$here" "$bin")
 mkdir -p "$out"
 rootfs "$out/rootfs" "$bin"
 rm -rf "$out/oci"
