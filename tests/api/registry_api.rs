@@ -37,7 +37,7 @@ fn amd64() -> Platform {
 }
 
 /// An artifact manifest as oras attach writes it, with `created` and a spec blob in `reg`.
-fn artifact(
+pub(crate) fn artifact(
     reg: &TestRegistry,
     subject: &serde_json::Value,
     spec: &[u8],

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use image_compat::registry::{
-    media, Client, ContentCheck, FetchedSpec, Platform, Reference, RegistryError,
+    Client, ContentCheck, FetchedSpec, Platform, Reference, RegistryError,
 };
 use support::oci_server::{Behaviour, TestRegistry, OCI_INDEX};
 
@@ -175,19 +175,10 @@ async fn unannotated_referrers_are_read_concurrently() {
     })
     .await;
     let image = reg.push_image("app", Some("v1"), "linux", "amd64");
-    let empty = reg.put_blob(b"{}");
     for i in 0..40u32 {
         let spec = format!("version: v1alpha1\ncompatibilities: [] # {i}\n");
-        let layer = reg.put_blob(spec.as_bytes());
-        let m = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media::OCI_MANIFEST,
-            "artifactType": media::ARTIFACT_TYPE,
-            "config": {"mediaType": media::EMPTY_CONFIG, "digest": empty, "size": 2, "data": "e30="},
-            "layers": [{"mediaType": media::SPEC_LAYER, "digest": layer, "size": spec.len()}],
-            "subject": {"mediaType": image["mediaType"], "digest": image["digest"], "size": image["size"]},
-            "annotations": {media::ANNOTATION_CREATED: format!("2025-01-01T00:00:{:02}Z", i)},
-        });
+        let created = format!("2025-01-01T00:00:{i:02}Z");
+        let m = crate::registry_api::artifact(&reg, &image, spec.as_bytes(), Some(&created));
         reg.put_artifact("app", &m);
     }
     reg.behave(|b| b.delay = Some(("/manifests/sha256:".into(), Duration::from_millis(300))));
